@@ -1,0 +1,93 @@
+//! Command-line interface: the clap definition and one module per subcommand.
+//!
+//! clap types stay in this folder: each subcommand turns its `Args` into a plain config
+//! before calling into the library.
+
+pub mod stat;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::Result;
+use crate::sysroot::Sysroot;
+
+/// ruperf: count, sample and report like perf, with CPU and GPU energy in the same table.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ruperf",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Options that apply to every subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Global options, accepted before or after the subcommand name.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Read /sys, /proc and /dev under DIR instead of / (for fake trees and captured machines)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub sysroot: Option<PathBuf>,
+    /// Load this libnvidia-ml instead of the system's libnvidia-ml.so.1
+    #[arg(long, global = true, value_name = "PATH", env = "RUPERF_NVML_LIB")]
+    pub nvml_lib: Option<PathBuf>,
+}
+
+/// Settings every subcommand receives, free of clap types.
+#[derive(Debug, Clone, Default)]
+pub struct Globals {
+    /// Root for kernel interfaces.
+    pub sysroot: Sysroot,
+    /// NVML library to load, if not the default.
+    pub nvml_lib: Option<PathBuf>,
+}
+
+impl From<&GlobalArgs> for Globals {
+    fn from(a: &GlobalArgs) -> Self {
+        Globals {
+            sysroot: a.sysroot.clone().map(Sysroot::new).unwrap_or_default(),
+            nvml_lib: a.nvml_lib.clone(),
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Count events (and energy) while a command runs, or on a pid, or system-wide
+    Stat(stat::StatArgs),
+}
+
+/// Runs the parsed command line; returns the process exit status.
+pub fn run(cli: Cli) -> Result<i32> {
+    let globals = Globals::from(&cli.global);
+    match cli.command {
+        Command::Stat(args) => stat::run(args, &globals),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_before_or_after_subcommand() {
+        let a = Cli::try_parse_from(["ruperf", "--sysroot", "/x", "stat", "true"]).unwrap();
+        let b = Cli::try_parse_from(["ruperf", "stat", "--sysroot", "/x", "true"]).unwrap();
+        assert_eq!(a.global.sysroot, b.global.sysroot);
+        assert_eq!(a.global.sysroot, Some(PathBuf::from("/x")));
+    }
+}

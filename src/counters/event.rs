@@ -1,0 +1,1 @@
+//! Event grammar (in progress).

@@ -1,0 +1,1 @@
+//! Counter groups (in progress).

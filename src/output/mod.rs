@@ -1,0 +1,1 @@
+//! Output layer (in progress).

@@ -1,0 +1,1 @@
+//! stat measurement (in progress).
