@@ -1,0 +1,84 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+use std::sync::Mutex;
+
+/// True when skips must fail (CI).
+pub fn strict() -> bool {
+    std::env::var("RUPERF_STRICT_TESTS").is_ok_and(|v| v == "1")
+}
+
+/// Skips the current test with a printed reason, or fails it under RUPERF_STRICT_TESTS=1.
+#[macro_export]
+macro_rules! require {
+    ($cond:expr, $($reason:tt)+) => {
+        if !$cond {
+            let reason = format!($($reason)+);
+            if $crate::common::strict() {
+                panic!("required under RUPERF_STRICT_TESTS=1 but missing: {reason}");
+            }
+            eprintln!("SKIP: {reason}");
+            return;
+        }
+    };
+}
+
+/// The ruperf binary under test.
+pub fn ruperf() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("ruperf").expect("ruperf binary")
+}
+
+/// Path of the ruperf binary (for scripts and std::process).
+pub fn ruperf_path() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("ruperf")
+}
+
+/// True when Debian's perf is installed and runs.
+pub fn have_perf() -> bool {
+    StdCommand::new("perf")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The mounted tracefs, if any.
+pub fn tracefs() -> Option<PathBuf> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("events").is_dir())
+}
+
+/// A fresh, empty scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Compiles tests/workloads/NAME.c (once per test run) with frame pointers and symbols, and
+/// returns the executable's path.
+pub fn workload(name: &str) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/workloads/{name}.c"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("workload-{name}"));
+    let fresh = match (std::fs::metadata(&src), std::fs::metadata(&out)) {
+        (Ok(s), Ok(o)) => o.modified().unwrap() >= s.modified().unwrap(),
+        _ => false,
+    };
+    if !fresh {
+        let status = StdCommand::new("cc")
+            .args(["-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("running cc (install gcc)");
+        assert!(status.success(), "cc failed for {}", src.display());
+    }
+    out
+}
