@@ -7,6 +7,7 @@
 pub mod cmd;
 pub mod counters;
 pub mod error;
+pub mod list;
 pub mod output;
 pub mod stat;
 pub mod sysroot;
