@@ -1,1 +1,431 @@
-//! stat measurement (in progress).
+//! `stat` measurement: counters (and energy) around a command, a pid set or the whole system.
+//!
+//! This module measures and returns typed results; it never prints. Interval rows are handed
+//! to a callback as they are taken so that the caller can stream them.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use serde::Serialize;
+
+use crate::counters::event::{EventClass, EventList};
+use crate::counters::group::{describe_attr, OpenOptions, OpenStatus, RawCount, Session, Target};
+use crate::counters::{pmu, sys};
+use crate::error::{Error, Result};
+use crate::sysroot::Sysroot;
+use crate::workload::{ChildTimes, ExitStatus, GatedChild, SignalWatch, Ticker};
+
+/// Everything `stat` needs, free of command-line types.
+#[derive(Debug, Clone)]
+pub struct StatConfig {
+    /// Events to count.
+    pub events: EventList,
+    /// Command to run (may be empty when a pid/tid/CPU target is given).
+    pub command: Vec<OsString>,
+    /// Existing processes to attach to (`-p`).
+    pub pids: Vec<i32>,
+    /// Existing threads to attach to (`-t`).
+    pub tids: Vec<i32>,
+    /// System-wide on these CPUs (`-a` gives every online CPU, `-C` a list).
+    pub cpus: Option<Vec<u32>>,
+    /// Number of runs (`-r`).
+    pub repeat: u32,
+    /// Interval between rows (`-I`).
+    pub interval: Option<Duration>,
+    /// Stop after this many interval rows (`--interval-count`).
+    pub interval_count: Option<u64>,
+    /// Inherit into children and scale for multiplexing.
+    pub open: OpenOptions,
+    /// Scale multiplexed counts (`--no-scale` clears it).
+    pub scale: bool,
+    /// Root for kernel interfaces.
+    pub sysroot: Sysroot,
+}
+
+/// How a row came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Counted (possibly multiplexed).
+    Counted,
+    /// Enabled but never scheduled on the PMU: `<not counted>`.
+    NotCounted,
+    /// The machine cannot count it: `<not supported>`.
+    NotSupported,
+}
+
+/// One counter's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CounterRow {
+    /// Event name as perf prints it.
+    pub name: String,
+    /// Event family.
+    pub class: EventClass,
+    /// Outcome.
+    pub status: Status,
+    /// The count, scaled for multiplexing unless `--no-scale`, before the sysfs `.scale`.
+    pub count: f64,
+    /// Raw value and enabled/running times, summed over threads/CPUs.
+    pub raw: RawCount,
+    /// Percentage of enabled time the event ran.
+    pub running_pct: f64,
+    /// sysfs `.scale` for PMU events (1 otherwise).
+    pub scale: f64,
+    /// sysfs `.unit`, if any.
+    pub unit: Option<String>,
+    /// True for task-clock/cpu-clock (nanosecond counts).
+    pub is_clock: bool,
+    /// Why it is not supported, or a note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One complete run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunResult {
+    /// Counters in event-list order.
+    pub counters: Vec<CounterRow>,
+    /// Wall-clock seconds of the measured window.
+    pub elapsed: f64,
+    /// CPU time of the command, when ruperf launched one.
+    pub times: Option<ChildTimes>,
+    /// How the command ended, when ruperf launched one.
+    pub exit: Option<ExitStatus>,
+}
+
+/// One `-I` row: deltas over the interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntervalRow {
+    /// Seconds since the measurement started, at the end of this interval.
+    pub time: f64,
+    /// Length of this interval in seconds.
+    pub length: f64,
+    /// Counter deltas.
+    pub counters: Vec<CounterRow>,
+}
+
+/// The whole measurement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatResult {
+    /// What was measured, as perf's header says it: `'cmd args'`, `process id '42'`, …
+    pub target: String,
+    /// Every run (one unless `-r`).
+    pub runs: Vec<RunResult>,
+    /// Set when a signal cut the measurement short.
+    pub interrupted_by: Option<i32>,
+    /// Verbose detail: each event's attr (for `-v`).
+    pub attrs: Vec<(String, String)>,
+}
+
+impl StatResult {
+    /// The status ruperf should exit with: the command's own, 128+N for a signal.
+    pub fn exit_code(&self) -> i32 {
+        if let Some(st) = self.runs.last().and_then(|r| r.exit) {
+            return st.shell_code();
+        }
+        // Like perf, which re-raises the signal that ended a system-wide or -p measurement.
+        self.interrupted_by.map_or(0, |sig| 128 + sig)
+    }
+}
+
+/// Mean and the standard error of the mean as a percentage, as perf's `( +- x% )`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// Mean over runs.
+    pub mean: f64,
+    /// Standard error of the mean.
+    pub stderr: f64,
+    /// stderr / mean × 100.
+    pub pct: f64,
+}
+
+/// perf's noise figure over a set of values.
+pub fn spread(values: &[f64]) -> Spread {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return Spread {
+            mean: 0.0,
+            stderr: 0.0,
+            pct: 0.0,
+        };
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    let stderr = if values.len() < 2 {
+        0.0
+    } else {
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        (var / n).sqrt()
+    };
+    let pct = if mean != 0.0 {
+        100.0 * stderr / mean.abs()
+    } else {
+        0.0
+    };
+    Spread { mean, stderr, pct }
+}
+
+fn rows(session: &Session, counts: &[RawCount], scale: bool) -> Vec<CounterRow> {
+    session
+        .counters
+        .iter()
+        .zip(counts)
+        .map(|(c, raw)| {
+            let (status, count, reason) = match &c.status {
+                OpenStatus::NotSupported(why) => (Status::NotSupported, 0.0, Some(why.clone())),
+                OpenStatus::Open => {
+                    let v = if scale {
+                        raw.scaled()
+                    } else {
+                        (raw.enabled == 0 || raw.running > 0).then_some(raw.value as f64)
+                    };
+                    match v {
+                        Some(v) => (Status::Counted, v, None),
+                        None => (Status::NotCounted, 0.0, None),
+                    }
+                }
+            };
+            CounterRow {
+                name: c.spec.name.clone(),
+                class: c.spec.class.clone(),
+                status,
+                count,
+                raw: *raw,
+                running_pct: raw.running_pct(),
+                scale: c.spec.scale,
+                unit: c.spec.unit.clone(),
+                is_clock: c.spec.is_clock(),
+                reason,
+            }
+        })
+        .collect()
+}
+
+/// Describes the measured target as perf's header does.
+pub fn describe_target(cfg: &StatConfig) -> String {
+    if let Some(cpus) = &cfg.cpus {
+        let all = pmu::online_cpus(&cfg.sysroot);
+        if *cpus == all {
+            return "'system wide'".into();
+        }
+        return format!(
+            "'CPU(s) {}'",
+            cpus.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    if !cfg.pids.is_empty() {
+        return Target::Pids(cfg.pids.clone()).describe();
+    }
+    if !cfg.tids.is_empty() {
+        return Target::Tids(cfg.tids.clone()).describe();
+    }
+    format!("'{}'", crate::workload::display_cmd(&cfg.command))
+}
+
+/// Runs the measurement. `on_interval` receives each `-I` row as it is taken.
+pub fn run(cfg: &StatConfig, on_interval: &mut dyn FnMut(&IntervalRow)) -> Result<StatResult> {
+    if cfg.repeat == 0 {
+        return Err(Error::Usage("-r/--repeat must be at least 1".into()));
+    }
+    if cfg.command.is_empty() && cfg.pids.is_empty() && cfg.tids.is_empty() && cfg.cpus.is_none() {
+        return Err(Error::Usage(
+            "nothing to measure: give a command, -p PID, -t TID, -a or -C CPUS".into(),
+        ));
+    }
+    let mut signals = SignalWatch::new()?;
+    let mut result = StatResult {
+        target: describe_target(cfg),
+        runs: Vec::new(),
+        interrupted_by: None,
+        attrs: Vec::new(),
+    };
+    for i in 0..cfg.repeat {
+        let run = run_once(cfg, &mut signals, on_interval, &mut result, i == 0)?;
+        result.runs.push(run);
+        if result.interrupted_by.is_some() {
+            break;
+        }
+    }
+    Ok(result)
+}
+
+fn run_once(
+    cfg: &StatConfig,
+    signals: &mut SignalWatch,
+    on_interval: &mut dyn FnMut(&IntervalRow),
+    result: &mut StatResult,
+    first: bool,
+) -> Result<RunResult> {
+    let mut child = if cfg.command.is_empty() {
+        None
+    } else {
+        Some(GatedChild::spawn(&cfg.command)?)
+    };
+    let target = if let Some(cpus) = &cfg.cpus {
+        Target::Cpus(cpus.clone())
+    } else if !cfg.tids.is_empty() {
+        Target::Tids(cfg.tids.clone())
+    } else if !cfg.pids.is_empty() {
+        Target::Pids(cfg.pids.clone())
+    } else {
+        Target::Child(child.as_ref().map_or(0, GatedChild::pid))
+    };
+    let session = Session::open(&cfg.events, &target, cfg.open, &cfg.sysroot)?;
+    if first {
+        result.attrs = session
+            .counters
+            .iter()
+            .map(|c| (c.spec.name.clone(), describe_attr(&c.attr)))
+            .collect();
+    }
+    // Processes whose exit ends the measurement when no command was given.
+    let watched: Vec<OwnedFd> = if child.is_none() {
+        cfg.pids
+            .iter()
+            .chain(&cfg.tids)
+            .map(|&p| sys::pidfd_open(p).map_err(|_| Error::NoSuchProcess(p)))
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    if !matches!(target, Target::Child(_)) {
+        session.enable()?;
+    }
+    let start = Instant::now();
+    if let Some(c) = child.as_mut() {
+        c.release()?;
+    }
+    let ticker = cfg.interval.map(Ticker::new).transpose()?;
+    let mut prev_counts = vec![RawCount::default(); session.counters.len()];
+    let mut prev_time = 0.0;
+    let mut rows_done = 0u64;
+    let mut exited = vec![false; watched.len()];
+    'outer: loop {
+        let mut fds = vec![PollFd::new(signals.fd(), PollFlags::POLLIN)];
+        if let Some(c) = &child {
+            fds.push(PollFd::new(c.pidfd(), PollFlags::POLLIN));
+        }
+        for (w, gone) in watched.iter().zip(&exited) {
+            if !gone {
+                fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        if let Some(t) = &ticker {
+            fds.push(PollFd::new(t.fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::Os(format!("poll: {e}"))),
+            Ok(_) => {}
+        }
+        drop(fds);
+        for sig in signals.drain() {
+            result.interrupted_by = Some(sig.signo);
+            match &child {
+                // A terminal's ^C already reached the child (same process group); a signal
+                // sent to ruperf alone is passed on.
+                Some(c) if sig.from_process => c.kill(sig.signo),
+                Some(_) => {}
+                None => break 'outer,
+            }
+        }
+        if let Some(c) = &child {
+            if readable(c.pidfd()) {
+                break;
+            }
+        }
+        if !watched.is_empty() {
+            for (i, w) in watched.iter().enumerate() {
+                if !exited[i] && readable(w.as_fd()) {
+                    exited[i] = true;
+                }
+            }
+            if exited.iter().all(|&e| e) {
+                break;
+            }
+        }
+        if let Some(t) = &ticker {
+            if t.take() > 0 {
+                let counts = session.read()?;
+                let now = start.elapsed().as_secs_f64();
+                let deltas: Vec<RawCount> = counts
+                    .iter()
+                    .zip(&prev_counts)
+                    .map(|(c, p)| c.since(*p))
+                    .collect();
+                let row = IntervalRow {
+                    time: now,
+                    length: now - prev_time,
+                    counters: rows(&session, &deltas, cfg.scale),
+                };
+                on_interval(&row);
+                prev_counts = counts;
+                prev_time = now;
+                rows_done += 1;
+                if cfg.interval_count.is_some_and(|n| rows_done >= n) {
+                    if let Some(c) = &child {
+                        c.kill(libc::SIGTERM);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    let (exit, times) = match child.as_mut() {
+        Some(c) => {
+            let (st, t) = c.wait()?;
+            (Some(st), Some(t))
+        }
+        None => (None, None),
+    };
+    let elapsed = start.elapsed().as_secs_f64();
+    if !matches!(target, Target::Child(_)) {
+        session.disable()?;
+    }
+    let counts = session.read()?;
+    // A final partial interval, as perf prints when the command ends between ticks.
+    if ticker.is_some() && cfg.interval_count.is_none_or(|n| rows_done < n) {
+        let deltas: Vec<RawCount> = counts
+            .iter()
+            .zip(&prev_counts)
+            .map(|(c, p)| c.since(*p))
+            .collect();
+        if elapsed - prev_time > 1e-4 {
+            on_interval(&IntervalRow {
+                time: elapsed,
+                length: elapsed - prev_time,
+                counters: rows(&session, &deltas, cfg.scale),
+            });
+        }
+    }
+    Ok(RunResult {
+        counters: rows(&session, &counts, cfg.scale),
+        elapsed,
+        times,
+        exit,
+    })
+}
+
+fn readable(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    let mut f = [PollFd::new(fd, PollFlags::POLLIN)];
+    matches!(poll(&mut f, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_standard_error_of_mean() {
+        let s = spread(&[10.0, 12.0, 14.0]);
+        assert_eq!(s.mean, 12.0);
+        // sample variance 4, n 3 → stderr sqrt(4/3)
+        assert!((s.stderr - (4.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((s.pct - 100.0 * (4.0f64 / 3.0).sqrt() / 12.0).abs() < 1e-9);
+        assert_eq!(spread(&[5.0]).pct, 0.0);
+    }
+}

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Globals;
+use crate::counters::event;
 use crate::counters::sampler::SampleEvent;
-use crate::counters::sys;
 use crate::error::{Error, Result};
 use crate::record::{self, Notice, Period, RecordConfig, Target};
 use crate::sysroot::Sysroot;
@@ -123,9 +123,9 @@ impl RecordArgs {
         };
         let default_event = self.events.is_empty();
         let list = if default_event {
-            "cycles".to_string()
+            vec!["cycles".to_string()]
         } else {
-            self.events.join(",")
+            self.events.clone()
         };
         let events = parse_sample_events(&list, root)?;
         let period = match (self.count, self.freq) {
@@ -147,94 +147,23 @@ impl RecordArgs {
     }
 }
 
-// Replace with counters::event::parse_events once the event grammar lands: this local
-// parser knows only the events record's tests use (cpu-clock, task-clock, cycles and a few
-// other generic names with :u/:k, `PMU/config=N/` and raw `rNNN`).
-fn parse_sample_events(list: &str, root: &Sysroot) -> Result<Vec<SampleEvent>> {
-    let mut out = Vec::new();
-    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (base, mods) = match item.rsplit_once(':') {
-            Some((b, m)) if !b.contains('/') || b.ends_with('/') => (b, m),
-            _ => (item, ""),
-        };
-        let mut attr = sys::new_attr();
-        let sw = |c: u32| (sys::bindings::PERF_TYPE_SOFTWARE, c as u64);
-        let hw = |c: u32| (sys::bindings::PERF_TYPE_HARDWARE, c as u64);
-        use sys::bindings as b;
-        let (ty, config) = match base {
-            "cpu-clock" => sw(b::PERF_COUNT_SW_CPU_CLOCK),
-            "task-clock" => sw(b::PERF_COUNT_SW_TASK_CLOCK),
-            "page-faults" | "faults" => sw(b::PERF_COUNT_SW_PAGE_FAULTS),
-            "context-switches" | "cs" => sw(b::PERF_COUNT_SW_CONTEXT_SWITCHES),
-            "cycles" | "cpu-cycles" => hw(b::PERF_COUNT_HW_CPU_CYCLES),
-            "instructions" => hw(b::PERF_COUNT_HW_INSTRUCTIONS),
-            _ => {
-                if let Some(hex) = base
-                    .strip_prefix('r')
-                    .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
-                {
-                    (b::PERF_TYPE_RAW, u64::from_str_radix(hex, 16).unwrap_or(0))
-                } else if let Some((pmu, terms)) =
-                    base.strip_suffix('/').and_then(|s| s.split_once('/'))
-                {
-                    let ty: u32 = root
-                        .read_trimmed(format!("/sys/bus/event_source/devices/{pmu}/type"))
-                        .ok()
-                        .and_then(|t| t.parse().ok())
-                        .ok_or_else(|| {
-                            Error::Event(format!(
-                                "unknown PMU `{pmu}` in event `{item}` (see `ruperf list`)"
-                            ))
-                        })?;
-                    let config = terms
-                        .strip_prefix("config=")
-                        .and_then(|v| match v.strip_prefix("0x") {
-                            Some(h) => u64::from_str_radix(h, 16).ok(),
-                            None => v.parse().ok(),
-                        })
-                        .ok_or_else(|| {
-                            Error::Event(format!(
-                                "event `{item}`: expected PMU/config=N/ (see `ruperf list`)"
-                            ))
-                        })?;
-                    (ty, config)
-                } else {
-                    return Err(Error::Event(format!(
-                        "unknown event `{item}` (see `ruperf list` for the events this machine has)"
-                    )));
-                }
-            }
-        };
-        attr.type_ = ty;
-        attr.config = config;
-        for m in mods.chars() {
-            match m {
-                'u' => {
-                    attr.set_exclude_kernel(1);
-                    attr.set_exclude_hv(1);
-                }
-                'k' => {
-                    attr.set_exclude_user(1);
-                    attr.set_exclude_hv(1);
-                }
-                'p' => attr.set_precise_ip(attr.precise_ip() + 1),
-                _ => {
-                    return Err(Error::Event(format!(
-                        "event `{item}`: unknown modifier `{m}` (use u, k or p)"
-                    )))
-                }
-            }
-        }
-        out.push(SampleEvent {
-            name: item.to_string(),
-            attr,
-            cpus: None,
-        });
+/// Resolves `-e` arguments into sampling events. Energy readings cannot be sampled, and
+/// braced groups are sampled as separate events.
+fn parse_sample_events(args: &[String], root: &Sysroot) -> Result<Vec<SampleEvent>> {
+    let list = event::parse_event_args(args, root)?;
+    if let Some(name) = list.energy().next() {
+        return Err(Error::Usage(format!(
+            "{name}: energy cannot be sampled into perf.data; measure it with `ruperf stat -e {name}`"
+        )));
     }
-    if out.is_empty() {
-        return Err(Error::Event("no event given to -e".into()));
-    }
-    Ok(out)
+    Ok(list
+        .counters()
+        .map(|spec| SampleEvent {
+            name: spec.name.clone(),
+            attr: spec.to_attr(),
+            cpus: spec.cpus.clone(),
+        })
+        .collect())
 }
 
 /// Runs `ruperf record`.
@@ -304,24 +233,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn local_events() {
+    fn events_from_the_grammar() {
         let root = Sysroot::default();
-        let e = parse_sample_events("cpu-clock:u,task-clock", &root).unwrap();
+        let e = parse_sample_events(&["cpu-clock:u,task-clock".into()], &root).unwrap();
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].attr.exclude_kernel(), 1);
         assert_eq!(
             e[1].attr.config,
-            sys::bindings::PERF_COUNT_SW_TASK_CLOCK as u64
+            crate::counters::sys::bindings::PERF_COUNT_SW_TASK_CLOCK as u64
         );
         assert!(matches!(
-            parse_sample_events("no-such-event", &root),
+            parse_sample_events(&["no-such-event".into()], &root),
             Err(Error::Event(_))
         ));
         assert!(matches!(
-            parse_sample_events("nopmu/config=1/", &root),
-            Err(Error::Event(_))
+            parse_sample_events(&["energy".into()], &root),
+            Err(Error::Usage(_))
         ));
-        let raw = parse_sample_events("r1a2", &root).unwrap();
-        assert_eq!(raw[0].attr.config, 0x1a2);
     }
 }

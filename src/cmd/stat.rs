@@ -1,25 +1,248 @@
-//! `ruperf stat`: count events while a command runs.
+//! `ruperf stat`: count events while a command runs, on pids, or system-wide.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
 use super::Globals;
+use crate::counters::event::{parse_event_args, EventList};
+use crate::counters::group::OpenOptions;
+use crate::counters::pmu;
 use crate::error::{Error, Result};
+use crate::output::{stat_csv::Csv, stat_json::Json, stat_table::Table, Sink, StatExporter};
+use crate::stat::{self, StatConfig};
+use crate::workload;
+
+/// perf's default event set.
+pub const DEFAULT_EVENTS: &str =
+    "task-clock,context-switches,cpu-migrations,page-faults,cycles,instructions,branches,branch-misses";
 
 /// Arguments of `ruperf stat`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ruperf stat ./prog                      perf's default events\n  ruperf stat -e task-clock,page-faults -r 5 ./prog\n  ruperf stat -e syscalls:sys_enter_write -x, ./prog\n  ruperf stat -a -I 1000 --interval-count 5\n  ruperf stat -e cycles,rapl ./prog       counters and CPU energy together"
+)]
 pub struct StatArgs {
-    /// Command to run and count
+    /// Events to count, comma-separated; repeatable (see `ruperf list`)
+    #[arg(short = 'e', long = "event", value_name = "EVENTS")]
+    pub events: Vec<String>,
+    /// Count these existing processes (all their threads)
+    #[arg(short = 'p', long = "pid", value_name = "PID[,PID...]")]
+    pub pid: Option<String>,
+    /// Count these existing threads
+    #[arg(short = 't', long = "tid", value_name = "TID[,TID...]")]
+    pub tid: Option<String>,
+    /// System-wide collection on every online CPU
+    #[arg(short = 'a', long = "all-cpus")]
+    pub all_cpus: bool,
+    /// System-wide collection on these CPUs only, e.g. 0-3,8
+    #[arg(short = 'C', long = "cpu", value_name = "LIST")]
+    pub cpu: Option<String>,
+    /// Run the command N times and print the mean with its spread
+    #[arg(short = 'r', long = "repeat", value_name = "N", default_value_t = 1)]
+    pub repeat: u32,
+    /// Print counts every MS milliseconds (at least 1)
+    #[arg(short = 'I', long = "interval-print", value_name = "MS")]
+    pub interval: Option<u64>,
+    /// Stop after N interval rows
+    #[arg(long = "interval-count", value_name = "N", requires = "interval")]
+    pub interval_count: Option<u64>,
+    /// CSV output with this field separator
     #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
+        short = 'x',
+        long = "field-separator",
+        value_name = "SEP",
+        conflicts_with = "json"
     )]
+    pub field_separator: Option<String>,
+    /// JSON output, one object per line
+    #[arg(short = 'j', long = "json")]
+    pub json: bool,
+    /// Write the counts to FILE instead of stderr
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Append to the -o file instead of truncating it
+    #[arg(long = "append", requires = "output")]
+    pub append: bool,
+    /// Do not count the command's child processes
+    #[arg(short = 'i', long = "no-inherit")]
+    pub no_inherit: bool,
+    /// Do not scale counts for multiplexing
+    #[arg(long = "no-scale")]
+    pub no_scale: bool,
+    /// Show each event's perf_event_attr and raw counts
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Command to run and count
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
 
+fn parse_ids(flag: &str, text: &str) -> Result<Vec<i32>> {
+    let mut v = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        match part.parse::<i32>() {
+            Ok(n) if n > 0 => v.push(n),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "{flag} '{text}': '{part}' is not a process/thread id (give positive numbers separated by commas)"
+                )))
+            }
+        }
+    }
+    for &id in &v {
+        if !workload::process_exists(id) {
+            return Err(Error::NoSuchProcess(id));
+        }
+    }
+    Ok(v)
+}
+
+impl StatArgs {
+    /// Validates the arguments and builds the plain config.
+    pub fn into_config(self, g: &Globals) -> Result<(StatConfig, StatOutput)> {
+        if let Some(first) = self.command.first() {
+            let s = first.to_string_lossy();
+            if s.starts_with('-') && s.len() > 1 {
+                return Err(Error::Usage(format!(
+                    "unknown option '{s}' for stat (see `ruperf stat --help`; put `--` before a command that starts with '-')"
+                )));
+            }
+        }
+        if self.repeat == 0 {
+            return Err(Error::Usage(
+                "-r 0: the repeat count must be at least 1".into(),
+            ));
+        }
+        if self.interval == Some(0) {
+            return Err(Error::Usage(
+                "-I 0: the interval must be at least 1 ms".into(),
+            ));
+        }
+        if self.interval_count == Some(0) {
+            return Err(Error::Usage(
+                "--interval-count 0: give at least 1 row".into(),
+            ));
+        }
+        if self.interval.is_some() && self.repeat > 1 {
+            return Err(Error::Usage(
+                "-I and -r cannot be combined: choose interval rows or repeated runs".into(),
+            ));
+        }
+        if self.field_separator.as_deref() == Some("") {
+            return Err(Error::Usage(
+                "-x needs a non-empty separator, e.g. -x,".into(),
+            ));
+        }
+        let pids = self
+            .pid
+            .as_deref()
+            .map(|p| parse_ids("-p", p))
+            .transpose()?
+            .unwrap_or_default();
+        let tids = self
+            .tid
+            .as_deref()
+            .map(|t| parse_ids("-t", t))
+            .transpose()?
+            .unwrap_or_default();
+        let cpus = if let Some(list) = &self.cpu {
+            let online = pmu::online_cpus(&g.sysroot);
+            let cpus = pmu::parse_cpu_list(list)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::Usage(format!("-C '{list}': not a CPU list (e.g. 0-3,8)")))?;
+            if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
+                return Err(Error::Usage(format!(
+                    "-C '{list}': CPU {bad} is not online (online: {})",
+                    online
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )));
+            }
+            Some(cpus)
+        } else if self.all_cpus {
+            Some(pmu::online_cpus(&g.sysroot))
+        } else {
+            None
+        };
+        if (!pids.is_empty() || !tids.is_empty()) && cpus.is_some() {
+            return Err(Error::Usage(
+                "-p/-t and -a/-C cannot be combined: count tasks or CPUs".into(),
+            ));
+        }
+        if self.command.is_empty() && pids.is_empty() && tids.is_empty() && cpus.is_none() {
+            return Err(Error::Usage(
+                "no command given: try `ruperf stat -- ./prog args`, or -p PID, -t TID, -a".into(),
+            ));
+        }
+        let events: EventList = if self.events.is_empty() {
+            parse_event_args(&[DEFAULT_EVENTS.to_string()], &g.sysroot)?
+        } else {
+            parse_event_args(&self.events, &g.sysroot)?
+        };
+        if let Some(name) = events.energy().next() {
+            return Err(Error::Unavailable(format!(
+                "{name}: energy measurement is not available in this build"
+            )));
+        }
+        let sink = match &self.output {
+            Some(p) => Sink::file(p, self.append)?,
+            None => Sink::Stderr,
+        };
+        let exporter: Box<dyn StatExporter> = if self.json {
+            Box::new(Json::new())
+        } else if let Some(sep) = &self.field_separator {
+            Box::new(Csv::new(sep))
+        } else {
+            Box::new(Table::new(self.verbose))
+        };
+        let cfg = StatConfig {
+            events,
+            command: self.command,
+            pids,
+            tids,
+            cpus,
+            repeat: self.repeat,
+            interval: self.interval.map(Duration::from_millis),
+            interval_count: self.interval_count,
+            open: OpenOptions {
+                inherit: !self.no_inherit,
+            },
+            scale: !self.no_scale,
+            sysroot: g.sysroot.clone(),
+        };
+        Ok((cfg, StatOutput { sink, exporter }))
+    }
+}
+
+/// Where and how stat results are written.
+pub struct StatOutput {
+    sink: Sink,
+    exporter: Box<dyn StatExporter>,
+}
+
 /// Runs `ruperf stat`.
-pub fn run(_args: StatArgs, _g: &Globals) -> Result<i32> {
-    Err(Error::Unavailable("stat is being built".into()))
+pub fn run(args: StatArgs, g: &Globals) -> Result<i32> {
+    let (cfg, mut out) = args.into_config(g)?;
+    let mut write_err: Option<Error> = None;
+    let result = {
+        let StatOutput { sink, exporter } = &mut out;
+        stat::run(&cfg, &mut |row| {
+            if write_err.is_none() {
+                if let Err(e) = sink.write_with(|w| exporter.interval(row, w)) {
+                    write_err = Some(e);
+                }
+            }
+        })?
+    };
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    let StatOutput { sink, exporter } = &mut out;
+    sink.write_with(|w| exporter.finish(&result, w))?;
+    Ok(result.exit_code())
 }

@@ -1,0 +1,247 @@
+//! perf-style human output for stat.
+
+use std::io::{self, Write};
+
+use super::metrics::{Context, Style};
+use super::stat_csv::{mean_rows, noise_of};
+use super::{counter_value, StatExporter};
+use crate::stat::{spread, CounterRow, IntervalRow, StatResult, Status};
+
+/// The human table, laid out as `perf stat` lays it out.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// Show each event's attr (`-v`).
+    pub verbose: bool,
+    header_done: bool,
+}
+
+impl Table {
+    /// A table exporter.
+    pub fn new(verbose: bool) -> Self {
+        Table {
+            verbose,
+            header_done: false,
+        }
+    }
+}
+
+const METRIC_WIDTH: usize = 34;
+
+/// Formats one counter line (without a leading interval timestamp).
+fn line(row: &CounterRow, count: f64, ctx: &Context, noise: Option<f64>) -> String {
+    let (value, unit) = counter_value(row, count, true);
+    let mut s = format!("{value:>18} {unit:<4} {:<32} ", row.name);
+    let shown = CounterRow {
+        count,
+        ..row.clone()
+    };
+    let metric = match ctx.metric(&shown) {
+        Some(m) => {
+            let num = match m.style {
+                Style::Plain => format!("{:>8.3} {}", m.value, m.unit),
+                Style::Percent => format!("{:>7.2}% {}", m.value, m.unit),
+                Style::Ratio => format!("{:>7.2}  {}", m.value, m.unit),
+            };
+            format!("# {num}")
+        }
+        None => String::new(),
+    };
+    s.push_str(&format!("{metric:<METRIC_WIDTH$}"));
+    if row.status == Status::Counted {
+        if let Some(pct) = noise {
+            s.push_str(&format!("  ( +- {pct:>5.2}% )"));
+        }
+        if row.running_pct < 100.0 {
+            s.push_str(&format!("  ({:.2}%)", row.running_pct));
+        }
+    }
+    s.truncate(s.trim_end().len());
+    s
+}
+
+/// Decimal places that show a mean to the precision its spread allows, as perf does.
+fn precision(stderr: f64) -> usize {
+    if stderr <= 0.0 {
+        return 9;
+    }
+    ((-stderr.log10().floor()) as i64 + 2).clamp(2, 9) as usize
+}
+
+impl StatExporter for Table {
+    fn interval(&mut self, row: &IntervalRow, out: &mut dyn Write) -> io::Result<()> {
+        if !self.header_done {
+            writeln!(out, "#           time             counts unit events")?;
+            self.header_done = true;
+        }
+        let ctx = Context::new(&row.counters, row.length);
+        for c in &row.counters {
+            writeln!(out, "{:>16.9} {}", row.time, line(c, c.count, &ctx, None))?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, res: &StatResult, out: &mut dyn Write) -> io::Result<()> {
+        if self.verbose {
+            for (name, attr) in &res.attrs {
+                writeln!(out, "{name}: {attr}")?;
+            }
+            if let Some(last) = res.runs.last() {
+                for c in &last.counters {
+                    writeln!(
+                        out,
+                        "{}: {} {} {}",
+                        c.name, c.raw.value, c.raw.enabled, c.raw.running
+                    )?;
+                    if let Some(r) = &c.reason {
+                        writeln!(out, "{}: {r}", c.name)?;
+                    }
+                }
+            }
+        }
+        if self.header_done || res.runs.is_empty() {
+            // Interval mode prints its rows as they come and no totals, as perf does.
+            return Ok(());
+        }
+        let n = res.runs.len();
+        let runs = if n > 1 {
+            format!(" ({n} runs)")
+        } else {
+            String::new()
+        };
+        writeln!(out)?;
+        writeln!(out, " Performance counter stats for {}{runs}:", res.target)?;
+        writeln!(out)?;
+        let elapsed: Vec<f64> = res.runs.iter().map(|r| r.elapsed).collect();
+        let el = spread(&elapsed);
+        let first = &res.runs[0];
+        let means = mean_rows(res);
+        let ctx = Context::new(&means, el.mean);
+        for (i, row) in means.iter().enumerate() {
+            let noise = (n > 1).then(|| noise_of(res, i));
+            writeln!(out, "{}", line(row, row.count, &ctx, noise))?;
+        }
+        writeln!(out)?;
+        if n > 1 {
+            let p = precision(el.stderr);
+            writeln!(
+                out,
+                "{:>18.p$} +- {:.p$} seconds time elapsed  ( +- {:>5.2}% )",
+                el.mean, el.stderr, el.pct
+            )?;
+        } else {
+            writeln!(out, "{:>18.9} seconds time elapsed", el.mean)?;
+            if let Some(t) = first.times {
+                writeln!(out)?;
+                writeln!(out, "{:>18.9} seconds user", t.user)?;
+                writeln!(out, "{:>18.9} seconds sys", t.sys)?;
+            }
+        }
+        writeln!(out)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::event::EventClass;
+    use crate::counters::group::RawCount;
+    use crate::stat::RunResult;
+    use crate::workload::ChildTimes;
+
+    fn row(name: &str, count: f64, clock: bool, status: Status) -> CounterRow {
+        CounterRow {
+            name: name.into(),
+            class: if name == "cycles" {
+                EventClass::Hardware
+            } else {
+                EventClass::Software
+            },
+            status,
+            count,
+            raw: RawCount {
+                value: count as u64,
+                enabled: 10,
+                running: 10,
+            },
+            running_pct: 100.0,
+            scale: 1.0,
+            unit: None,
+            is_clock: clock,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn layout_matches_perf_columns() {
+        let res = StatResult {
+            target: "'true'".into(),
+            runs: vec![RunResult {
+                counters: vec![
+                    row("task-clock", 790_000.0, true, Status::Counted),
+                    row("page-faults", 48.0, false, Status::Counted),
+                    row("cycles", 0.0, false, Status::NotSupported),
+                ],
+                elapsed: 0.001224,
+                times: Some(ChildTimes {
+                    user: 0.001,
+                    sys: 0.0,
+                }),
+                exit: None,
+            }],
+            interrupted_by: None,
+            attrs: vec![],
+        };
+        let mut buf = Vec::new();
+        Table::new(false).finish(&res, &mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], " Performance counter stats for 'true':");
+        assert_eq!(lines[3].find('#'), Some(57), "{}", lines[3]);
+        assert!(
+            lines[3].starts_with("              0.79 msec task-clock"),
+            "{}",
+            lines[3]
+        );
+        assert!(
+            lines[3].ends_with("#    0.645 CPUs utilized"),
+            "{}",
+            lines[3]
+        );
+        assert!(
+            lines[4].starts_with("                48      page-faults"),
+            "{}",
+            lines[4]
+        );
+        assert!(lines[4].contains("#   60.759 K/sec"), "{}", lines[4]);
+        assert_eq!(lines[5], "   <not supported>      cycles");
+        assert_eq!(lines[7], "       0.001224000 seconds time elapsed");
+        assert_eq!(lines[9], "       0.001000000 seconds user");
+    }
+
+    #[test]
+    fn repeat_shows_noise() {
+        let run = |c: f64, e: f64| RunResult {
+            counters: vec![row("page-faults", c, false, Status::Counted)],
+            elapsed: e,
+            times: None,
+            exit: None,
+        };
+        let res = StatResult {
+            target: "'true'".into(),
+            runs: vec![run(10.0, 0.001), run(12.0, 0.0012), run(14.0, 0.0014)],
+            interrupted_by: None,
+            attrs: vec![],
+        };
+        let mut buf = Vec::new();
+        Table::new(false).finish(&res, &mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.contains("(3 runs)"), "{text}");
+        assert!(
+            text.contains("                12      page-faults"),
+            "{text}"
+        );
+        assert!(text.contains("( +-  9.62% )"), "{text}");
+        assert!(text.contains("seconds time elapsed  ( +-"), "{text}");
+    }
+}
