@@ -194,6 +194,10 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
         }
         a.set_disabled(1);
         a.set_sample_id_all(1);
+        // As perf: host only unless the event asked for guests (`:G` sets exclude_host).
+        if a.exclude_host() == 0 {
+            a.set_exclude_guest(1);
+        }
         let inherit = !matches!(cfg.target, Target::Tids(_) | Target::SystemWide(_));
         a.set_inherit(inherit as u64);
         a.set_enable_on_exec((cfg.target == Target::Command) as u64);
@@ -459,31 +463,29 @@ impl Session<'_> {
         res.map_err(|e| self.write_error(e))
     }
 
-    fn write_error(&self, e: std::io::Error) -> Error {
-        let full = e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT);
-        let kept = format!(
-            "{} keeps the first {:.3} MB ({} samples) up to the last complete record",
-            self.output.display(),
-            self.progress.bytes as f64 / (1024.0 * 1024.0),
-            self.tally.samples
-        );
-        if full {
-            Error::io(
-                format!(
-                    "disk full while writing {}: recording stopped; {kept}; free space or write elsewhere with -o",
-                    self.output.display()
-                ),
-                e,
-            )
-        } else {
-            Error::io(
-                format!(
-                    "writing {} failed: recording stopped; {kept}",
-                    self.output.display()
-                ),
-                e,
-            )
+    fn write_error(&mut self, e: std::io::Error) -> Error {
+        // Announce whatever whole records made it to disk (rewriting the header needs no
+        // new space).
+        if let Some(w) = self.writer.as_mut() {
+            let _ = w.commit();
+            self.progress.bytes = w.file_size();
         }
+        let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+        Error::io(
+            format!(
+                "cannot write {path} ({why}recording stopped; the file keeps {mb:.3} MB up to \
+                 the last complete record and perf report can read it; {fix})",
+                path = self.output.display(),
+                why = if full { "disk full, " } else { "" },
+                mb = self.progress.bytes as f64 / (1024.0 * 1024.0),
+                fix = if full {
+                    "free space or write elsewhere with -o"
+                } else {
+                    "check the disk"
+                },
+            ),
+            e,
+        )
     }
 }
 
@@ -820,7 +822,10 @@ pub fn run(
 
     let features = feature_sections(cfg, root, &s, kernel_text.is_some());
     let writer = s.writer.take().expect("writer open");
-    let bytes = writer.finish(&features).map_err(|e| s.write_error(e))?;
+    let bytes = match writer.finish(&features) {
+        Ok(b) => b,
+        Err(e) => return Err(s.write_error(e)),
+    };
     s.progress.bytes = bytes;
     Ok(RecordSummary {
         output: cfg.output.clone(),

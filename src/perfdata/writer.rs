@@ -7,9 +7,10 @@
 //! that covers every complete record written before the last commit.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 
+use crate::counters::ring;
 use crate::counters::sys::ATTR_SIZE_VER7;
 
 /// Size of the perf.data file header.
@@ -125,14 +126,24 @@ impl Writer {
 
     /// Appends whole records. On failure (e.g. a full disk) the file is cut back to the end
     /// of the previous chunk, so it never ends inside a record, and the error is returned.
+    ///
+    /// When the whole chunk does not fit, as many leading records as fit are kept (and
+    /// included in the data size), so a full disk loses as little as possible.
     pub fn append(&mut self, records: &[u8]) -> io::Result<()> {
-        if let Err(e) = self.file.write_all(records) {
-            let _ = self.file.set_len(self.file_size());
-            let _ = self.file.sync_data();
-            return Err(e);
+        let Err(e) = self.file.write_all(records) else {
+            self.data_size += records.len() as u64;
+            return Ok(());
+        };
+        let _ = self.file.set_len(self.file_size());
+        let _ = self.file.seek(SeekFrom::End(0));
+        for r in ring::records(records) {
+            if self.file.write_all(r.bytes).is_err() {
+                let _ = self.file.set_len(self.file_size());
+                break;
+            }
+            self.data_size += r.bytes.len() as u64;
         }
-        self.data_size += records.len() as u64;
-        Ok(())
+        Err(e)
     }
 
     /// Records the current data size in the header, so readers see everything appended.
