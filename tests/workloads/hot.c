@@ -3,6 +3,8 @@
  *   hot SECONDS          burn SECONDS of CPU time in hot_spin (called main -> run_work ->
  *                        middle_layer -> hot_spin); SECONDS < 0 runs until killed
  *   hot SECONDS fork     a child renamed "hotchild" does the same; the parent waits for it
+ *   hot -n CALLS         a fixed amount of work: CALLS calls of middle_layer (for benchmarks,
+ *                        where overhead must show up as longer wall time)
  *
  * At exit it prints "cpu_seconds=<user+sys of this process and its waited children>".
  */
@@ -37,11 +39,15 @@ __attribute__((noinline)) unsigned long middle_layer(unsigned long x) {
     return hot_spin(x) ^ 1;
 }
 
+static long calls_made;
+
 __attribute__((noinline)) unsigned long run_work(double seconds) {
     unsigned long x = 1;
     double start = cpu_now();
-    while (seconds < 0 || cpu_now() - start < seconds)
+    while (seconds < 0 || cpu_now() - start < seconds) {
         x = middle_layer(x);
+        calls_made++;
+    }
     return x;
 }
 
@@ -53,6 +59,14 @@ static double rusage_seconds(int who) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[1], "-n") == 0) {
+        long calls = atol(argv[2]);
+        unsigned long x = 1;
+        for (long i = 0; i < calls; i++)
+            x = middle_layer(x);
+        printf("calls=%ld result=%lu\n", calls, x & 1);
+        return 0;
+    }
     double seconds = argc > 1 ? atof(argv[1]) : 1.0;
     int do_fork = argc > 2 && strcmp(argv[2], "fork") == 0;
     unsigned long r;
@@ -69,7 +83,7 @@ int main(int argc, char **argv) {
     } else {
         r = run_work(seconds);
     }
-    printf("cpu_seconds=%.6f result=%lu\n",
-           rusage_seconds(RUSAGE_SELF) + rusage_seconds(RUSAGE_CHILDREN), r & 1);
+    printf("cpu_seconds=%.6f calls=%ld result=%lu\n",
+           rusage_seconds(RUSAGE_SELF) + rusage_seconds(RUSAGE_CHILDREN), calls_made, r & 1);
     return 0;
 }
