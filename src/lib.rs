@@ -9,6 +9,8 @@ pub mod counters;
 pub mod error;
 pub mod list;
 pub mod output;
+pub mod perfdata;
+pub mod record;
 pub mod stat;
 pub mod sysroot;
 pub mod workload;

@@ -4,6 +4,7 @@
 //! before calling into the library.
 
 pub mod list;
+pub mod record;
 pub mod stat;
 
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ impl From<&GlobalArgs> for Globals {
 pub enum Command {
     /// Count events (and energy) while a command runs, or on a pid, or system-wide
     Stat(stat::StatArgs),
+    /// Sample a command, processes or CPUs into perf.data (readable by perf report)
+    Record(record::RecordArgs),
     /// List events and energy domains; with --available, test which really work here
     List(list::ListArgs),
 }
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let globals = Globals::from(&cli.global);
     match cli.command {
         Command::Stat(args) => stat::run(args, &globals),
+        Command::Record(args) => record::run(args, &globals),
         Command::List(args) => list::run(args, &globals),
     }
 }

@@ -189,3 +189,19 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: the kernel just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
 }
+
+/// The first [`ATTR_SIZE_VER7`] bytes of `attr` as the kernel's ABI lays them out, with the
+/// `size` field set to 128: the form a perf.data file stores (perf 6.1 refuses larger attrs).
+pub fn attr_file_bytes(attr: &Attr) -> [u8; ATTR_SIZE_VER7 as usize] {
+    const _: () = assert!(std::mem::size_of::<Attr>() >= ATTR_SIZE_VER7 as usize);
+    let mut out = [0u8; ATTR_SIZE_VER7 as usize];
+    // SAFETY: Attr is a #[repr(C)] struct of integers, unions of integers and a bitfield
+    // byte array, laid out by bindgen with no padding (its layout tests assert each field's
+    // offset); every byte is initialised, and we read within its size.
+    let bytes = unsafe {
+        std::slice::from_raw_parts((attr as *const Attr).cast::<u8>(), ATTR_SIZE_VER7 as usize)
+    };
+    out.copy_from_slice(bytes);
+    out[4..8].copy_from_slice(&ATTR_SIZE_VER7.to_ne_bytes());
+    out
+}

@@ -8,4 +8,5 @@
 mod common;
 
 mod cli;
+mod record;
 mod stat;

@@ -1,0 +1,254 @@
+//! `ruperf record`: sample a command, processes or CPUs into perf.data.
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::Globals;
+use crate::counters::event;
+use crate::counters::sampler::SampleEvent;
+use crate::error::{Error, Result};
+use crate::record::{self, Notice, Period, RecordConfig, Target};
+use crate::sysroot::Sysroot;
+
+/// Arguments of `ruperf record`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  ruperf record -g ./program args\n  ruperf record -F 999 -p 1234 -- sleep 10\n  ruperf record -a -o sys.data -- sleep 5"
+)]
+pub struct RecordArgs {
+    /// Event to sample (repeatable or comma-separated); default: cycles, or cpu-clock where
+    /// the machine has no cycles counter
+    #[arg(short = 'e', long = "event", value_name = "EVENT")]
+    pub events: Vec<String>,
+    /// Sample this many times per second
+    #[arg(
+        short = 'F',
+        long = "freq",
+        value_name = "HZ",
+        conflicts_with = "count"
+    )]
+    pub freq: Option<u64>,
+    /// Sample once every PERIOD events instead of at a frequency
+    #[arg(short = 'c', long = "count", value_name = "PERIOD")]
+    pub count: Option<u64>,
+    /// Record call chains (frame pointers)
+    #[arg(short = 'g')]
+    pub callchain: bool,
+    /// Record call chains with this method (only `fp`, frame pointers)
+    #[arg(long = "call-graph", value_name = "MODE")]
+    pub call_graph: Option<String>,
+    /// Record these processes (comma-separated pids), including threads they start later
+    #[arg(short = 'p', long = "pid", value_name = "PID", conflicts_with_all = ["tid", "all_cpus"])]
+    pub pid: Option<String>,
+    /// Record these threads only (comma-separated tids)
+    #[arg(
+        short = 't',
+        long = "tid",
+        value_name = "TID",
+        conflicts_with = "all_cpus"
+    )]
+    pub tid: Option<String>,
+    /// Record every CPU (system-wide)
+    #[arg(short = 'a', long = "all-cpus")]
+    pub all_cpus: bool,
+    /// Record only these CPUs, system-wide (e.g. 0-3,6)
+    #[arg(short = 'C', long = "cpu", value_name = "LIST", conflicts_with_all = ["pid", "tid"])]
+    pub cpu: Option<String>,
+    /// Ring buffer size per CPU in pages (a power of two)
+    #[arg(
+        short = 'm',
+        long = "mmap-pages",
+        value_name = "PAGES",
+        default_value_t = 128
+    )]
+    pub mmap_pages: usize,
+    /// Output file (an existing one is renamed FILE.old)
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        default_value = "perf.data"
+    )]
+    pub output: PathBuf,
+    /// Command to run and record
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<OsString>,
+}
+
+fn parse_ids(flag: &str, s: &str) -> Result<Vec<i32>> {
+    s.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|&v| v > 0)
+                .ok_or_else(|| {
+                    Error::Usage(format!("{flag} {s}: expected comma-separated positive ids"))
+                })
+        })
+        .collect()
+}
+
+impl RecordArgs {
+    fn into_config(self, root: &Sysroot) -> Result<RecordConfig> {
+        if let Some(mode) = &self.call_graph {
+            if mode != "fp" {
+                return Err(Error::Usage(format!(
+                    "--call-graph {mode}: only `fp` (frame pointers) is supported; build the program with -fno-omit-frame-pointer"
+                )));
+            }
+        }
+        let target = if let Some(p) = &self.pid {
+            Target::Pids(parse_ids("-p", p)?)
+        } else if let Some(t) = &self.tid {
+            Target::Tids(parse_ids("-t", t)?)
+        } else if let Some(list) = &self.cpu {
+            let cpus = record::parse_cpu_list(list)
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    Error::Usage(format!("-C {list}: expected a CPU list such as 0-3,6"))
+                })?;
+            Target::SystemWide(Some(cpus))
+        } else if self.all_cpus {
+            Target::SystemWide(None)
+        } else {
+            Target::Command
+        };
+        let default_event = self.events.is_empty();
+        let list = if default_event {
+            vec!["cycles".to_string()]
+        } else {
+            self.events.clone()
+        };
+        let events = parse_sample_events(&list, root)?;
+        let period = match (self.count, self.freq) {
+            (Some(c), _) => Period::Count(c),
+            (None, Some(f)) => Period::Frequency(f),
+            (None, None) => Period::Frequency(4000),
+        };
+        Ok(RecordConfig {
+            events,
+            default_event,
+            period,
+            callchain: self.callchain || self.call_graph.is_some(),
+            target,
+            command: self.command,
+            mmap_pages: self.mmap_pages,
+            output: self.output,
+            cmdline: std::env::args().collect(),
+        })
+    }
+}
+
+/// Resolves `-e` arguments into sampling events. Energy readings cannot be sampled, and
+/// braced groups are sampled as separate events.
+fn parse_sample_events(args: &[String], root: &Sysroot) -> Result<Vec<SampleEvent>> {
+    let list = event::parse_event_args(args, root)?;
+    if let Some(name) = list.energy().next() {
+        return Err(Error::Usage(format!(
+            "{name}: energy cannot be sampled into perf.data; measure it with `ruperf stat -e {name}`"
+        )));
+    }
+    Ok(list
+        .counters()
+        .map(|spec| SampleEvent {
+            name: spec.name.clone(),
+            attr: spec.to_attr(),
+            cpus: spec.cpus.clone(),
+        })
+        .collect())
+}
+
+/// Runs `ruperf record`.
+pub fn run(args: RecordArgs, g: &Globals) -> Result<i32> {
+    let cfg = args.into_config(&g.sysroot)?;
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} recording: {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        pb
+    });
+    let mut notify = |n: Notice| match n {
+        Notice::Note(m) => match &bar {
+            Some(pb) => pb.println(format!("ruperf: {m}")),
+            None => {
+                let _ = writeln!(std::io::stderr(), "ruperf: {m}");
+            }
+        },
+        Notice::Progress(p) => {
+            if let Some(pb) = &bar {
+                pb.set_message(format!(
+                    "{} samples, {:.1} MB written, {} lost",
+                    p.samples,
+                    p.bytes as f64 / (1024.0 * 1024.0),
+                    p.lost
+                ));
+                pb.tick();
+            }
+        }
+    };
+    let result = record::run(&cfg, &g.sysroot, &mut notify);
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    let summary = result?;
+    let p = summary.progress;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "[ ruperf record: Woken up {} times to write data ]",
+        p.wakeups
+    );
+    if p.lost > 0 {
+        let _ = writeln!(
+            err,
+            "ruperf: warning: the kernel dropped {} samples because the ring buffers were full: \
+             use a larger -m or a lower -F",
+            p.lost
+        );
+    }
+    let _ = writeln!(
+        err,
+        "[ ruperf record: wrote {:.3} MB {} ({} samples, {} lost) ]",
+        p.bytes as f64 / (1024.0 * 1024.0),
+        summary.output.display(),
+        p.samples,
+        p.lost
+    );
+    Ok(summary.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_from_the_grammar() {
+        let root = Sysroot::default();
+        let e = parse_sample_events(&["cpu-clock:u,task-clock".into()], &root).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].attr.exclude_kernel(), 1);
+        assert_eq!(
+            e[1].attr.config,
+            crate::counters::sys::bindings::PERF_COUNT_SW_TASK_CLOCK as u64
+        );
+        assert!(matches!(
+            parse_sample_events(&["no-such-event".into()], &root),
+            Err(Error::Event(_))
+        ));
+        assert!(matches!(
+            parse_sample_events(&["energy".into()], &root),
+            Err(Error::Usage(_))
+        ));
+    }
+}

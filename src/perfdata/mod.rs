@@ -1,0 +1,10 @@
+//! perf.data files: the format perf's own tools read.
+//!
+//! `writer` lays out the header, attributes, data and feature sections; `features` encodes
+//! the HEADER_* metadata; `synth` builds the records ruperf writes itself (process state
+//! from /proc, the kernel map, round markers); `buildid` reads ELF build-id notes.
+
+pub mod buildid;
+pub mod features;
+pub mod synth;
+pub mod writer;
