@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use crate::counters::pmu::{online_cpus, parse_cpu_list};
 use crate::counters::ring::{self, RecordRef};
 use crate::counters::sampler::{Attach, OpenError, SampleEvent, Sampler};
 use crate::counters::sys::{self, bindings as b};
@@ -126,36 +127,6 @@ pub fn sample_type(callchain: bool) -> u64 {
         st |= b::PERF_SAMPLE_CALLCHAIN;
     }
     st as u64
-}
-
-/// Parses a kernel CPU list such as `0-3,8,10-11`.
-pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
-    let mut out = Vec::new();
-    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, z)) => {
-                let (a, z): (u32, u32) = (a.trim().parse().ok()?, z.trim().parse().ok()?);
-                if z < a || z - a > 65536 {
-                    return None;
-                }
-                out.extend(a..=z);
-            }
-            None => out.push(part.trim().parse().ok()?),
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    Some(out)
-}
-
-fn online_cpus(root: &Sysroot) -> Vec<u32> {
-    root.read_trimmed("/sys/devices/system/cpu/online")
-        .ok()
-        .and_then(|s| parse_cpu_list(&s))
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| {
-            (0..std::thread::available_parallelism().map_or(1, |n| n.get() as u32)).collect()
-        })
 }
 
 fn cpu_count(root: &Sysroot, file: &str) -> Option<u32> {
@@ -927,18 +898,6 @@ fn feature_sections(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(
-            parse_cpu_list("0-3,8,10-11"),
-            Some(vec![0, 1, 2, 3, 8, 10, 11])
-        );
-        assert_eq!(parse_cpu_list("1,0,1"), Some(vec![0, 1]));
-        assert_eq!(parse_cpu_list("3-1"), None);
-        assert_eq!(parse_cpu_list("x"), None);
-        assert_eq!(parse_cpu_list(""), Some(vec![]));
-    }
 
     fn sample(pid: u32, ip: u64, misc: u16, chain: &[u64]) -> Vec<u8> {
         let mut r = Vec::new();

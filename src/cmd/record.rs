@@ -110,7 +110,7 @@ impl RecordArgs {
         } else if let Some(t) = &self.tid {
             Target::Tids(parse_ids("-t", t)?)
         } else if let Some(list) = &self.cpu {
-            let cpus = record::parse_cpu_list(list)
+            let cpus = crate::counters::pmu::parse_cpu_list(list)
                 .filter(|c| !c.is_empty())
                 .ok_or_else(|| {
                     Error::Usage(format!("-C {list}: expected a CPU list such as 0-3,6"))
