@@ -11,6 +11,7 @@ pub mod list;
 pub mod output;
 pub mod perfdata;
 pub mod record;
+pub mod selftest;
 pub mod stat;
 pub mod sysroot;
 pub mod workload;

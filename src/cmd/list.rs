@@ -69,6 +69,10 @@ pub fn build(cfg: &ListConfig, g: &Globals) -> Result<Listing> {
                 }
             };
             if part.is_empty() && !is_energy_class(f) {
+                // Nothing found because a source could not be read (tracefs): say how to fix it.
+                if let Some(note) = listing.notes.first() {
+                    return Err(crate::error::Error::Unavailable(note.clone()));
+                }
                 return Err(list::no_match(f));
             }
             part.retain(|e| !kept.iter().any(|k| k.name == e.name));

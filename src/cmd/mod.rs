@@ -6,6 +6,7 @@
 pub mod list;
 pub mod record;
 pub mod stat;
+pub mod test;
 
 use std::path::PathBuf;
 
@@ -69,6 +70,8 @@ pub enum Command {
     Record(record::RecordArgs),
     /// List events and energy domains; with --available, test which really work here
     List(list::ListArgs),
+    /// Self-tests: what ruperf can measure on this machine, and how to fix what it cannot
+    Test(test::TestArgs),
 }
 
 /// Runs the parsed command line; returns the process exit status.
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Stat(args) => stat::run(args, &globals),
         Command::Record(args) => record::run(args, &globals),
         Command::List(args) => list::run(args, &globals),
+        Command::Test(args) => test::run(args, &globals),
     }
 }
 

@@ -78,9 +78,15 @@ pub fn classify_open_error(
     target: &str,
 ) -> OpenFailure {
     match err.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::EOPNOTSUPP) | Some(libc::ENODEV) | Some(libc::ENXIO) => {
-            OpenFailure::NotSupported(format!("{event}: not supported by this machine's PMUs ({err})"))
-        }
+        Some(libc::ENOENT) => OpenFailure::NotSupported(format!(
+            "{event}: not supported here (ENOENT: no PMU on this machine provides it)"
+        )),
+        Some(libc::EOPNOTSUPP) => OpenFailure::NotSupported(format!(
+            "{event}: not supported here (EOPNOTSUPP: the PMU cannot do this, e.g. sampling or privilege filters)"
+        )),
+        Some(libc::ENODEV) | Some(libc::ENXIO) => OpenFailure::NotSupported(format!(
+            "{event}: not supported here (ENODEV: the PMU is absent or offline on this CPU)"
+        )),
         Some(libc::EACCES) | Some(libc::EPERM) => OpenFailure::Fatal(Error::Permission(format!(
             "no permission to count {event} on {target}: {}",
             permission_fix(root)

@@ -8,5 +8,7 @@
 mod common;
 
 mod cli;
+mod list;
 mod record;
+mod selftest;
 mod stat;
