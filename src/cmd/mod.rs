@@ -3,6 +3,7 @@
 //! clap types stay in this folder: each subcommand turns its `Args` into a plain config
 //! before calling into the library.
 
+pub mod completions;
 pub mod list;
 pub mod record;
 pub mod stat;
@@ -72,6 +73,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Self-tests: what ruperf can measure on this machine, and how to fix what it cannot
     Test(test::TestArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(completions::CompletionsArgs),
 }
 
 /// Runs the parsed command line; returns the process exit status.
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Record(args) => record::run(args, &globals),
         Command::List(args) => list::run(args, &globals),
         Command::Test(args) => test::run(args, &globals),
+        Command::Completions(args) => completions::run(args, &globals),
     }
 }
 

@@ -8,6 +8,7 @@
 mod common;
 
 mod cli;
+mod docs;
 mod list;
 mod record;
 mod selftest;
