@@ -35,12 +35,19 @@ pub struct Cli {
 
 /// Global options, accepted before or after the subcommand name.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Read /sys, /proc and /dev under DIR instead of / (for fake trees and captured machines)
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", display_order = 900)]
     pub sysroot: Option<PathBuf>,
     /// Load this libnvidia-ml instead of the system's libnvidia-ml.so.1
-    #[arg(long, global = true, value_name = "PATH", env = "RUPERF_NVML_LIB")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "RUPERF_NVML_LIB",
+        display_order = 901
+    )]
     pub nvml_lib: Option<PathBuf>,
 }
 
