@@ -289,6 +289,29 @@ pub struct Reading {
     pub failures: Vec<u32>,
     /// Per domain: the longest gap in seconds between two readings of a wrapping counter.
     pub max_gap: Vec<f64>,
+    /// Per channel: exact totals, so that differences between readings stay exact.
+    channels: Vec<ChannelTotal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ChannelTotal {
+    domain: usize,
+    units: u128,
+    joules_per_unit: f64,
+    power_joules: f64,
+}
+
+impl Reading {
+    /// Joules per domain between `earlier` (a reading of the same accumulator) and this one,
+    /// computed from the integer counter totals so that no rounding accumulates.
+    pub fn joules_since(&self, earlier: &Reading) -> Vec<f64> {
+        let mut out = vec![0.0; self.joules.len()];
+        for (b, a) in self.channels.iter().zip(&earlier.channels) {
+            let units = b.units.saturating_sub(a.units);
+            out[b.domain] += units as f64 * b.joules_per_unit + (b.power_joules - a.power_joules);
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -411,13 +434,21 @@ impl Accumulator {
 
     fn reading(&self, at: Instant) -> Reading {
         let mut joules = vec![0.0; self.source.domains().len()];
+        let mut channels = Vec::with_capacity(self.state.len());
         for (ch, st) in self.source.channels().iter().zip(&self.state) {
-            joules[ch.domain] += match ch.meter {
+            let joules_per_unit = match ch.meter {
                 Meter::Counter {
                     joules_per_unit, ..
-                } => st.units as f64 * joules_per_unit,
-                Meter::Power { .. } => st.power_joules,
+                } => joules_per_unit,
+                Meter::Power { .. } => 0.0,
             };
+            joules[ch.domain] += st.units as f64 * joules_per_unit + st.power_joules;
+            channels.push(ChannelTotal {
+                domain: ch.domain,
+                units: st.units,
+                joules_per_unit,
+                power_joules: st.power_joules,
+            });
         }
         Reading {
             at,
@@ -425,6 +456,7 @@ impl Accumulator {
             resets: self.resets.clone(),
             failures: self.failures.clone(),
             max_gap: self.max_gap.clone(),
+            channels,
         }
     }
 }

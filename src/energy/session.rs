@@ -358,10 +358,15 @@ impl EnergySession {
         poll: Option<PollStats>,
     ) -> EnergyReport {
         let mut rows = Vec::with_capacity(self.rows.len());
+        let window: Vec<Vec<f64>> = from
+            .iter()
+            .zip(to)
+            .map(|(a, b)| b.joules_since(a))
+            .collect();
         for r in &self.rows {
             let (a, b) = (&from[r.source], &to[r.source]);
             let d = r.domain;
-            let joules = (b.joules[d] - a.joules[d]).max(0.0);
+            let joules = window[r.source][d].max(0.0);
             let seconds = b.at.duration_since(a.at).as_secs_f64();
             let mut notes = Vec::new();
             let resets = b.resets[d] - a.resets[d];
