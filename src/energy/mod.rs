@@ -390,6 +390,13 @@ impl Accumulator {
 
     /// Reads the source now and returns the cumulative energy.
     pub fn read(&mut self) -> Reading {
+        let at = self.update();
+        self.reading(at)
+    }
+
+    /// Reads the source now and folds the values in, without building a [`Reading`] (for
+    /// background polls); returns when the values were read.
+    pub fn update(&mut self) -> Instant {
         self.source.read(&mut self.scratch);
         let at = Instant::now();
         let channels = self.source.channels();
@@ -429,7 +436,7 @@ impl Accumulator {
             st.last_at = Some(at);
         }
         self.last = Some(at);
-        self.reading(at)
+        at
     }
 
     fn reading(&self, at: Instant) -> Reading {

@@ -5,11 +5,12 @@
 //! loop would drift and fall short of its rate). Expirations that pass while the task runs are
 //! counted as missed, not replayed.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
@@ -29,13 +30,16 @@ pub struct PollStats {
 /// A running poller; stopped (and joined) by [`Poller::stop`] or on drop.
 #[derive(Debug)]
 pub struct Poller {
-    stop: Option<OwnedFd>,
+    timer: Arc<TimerFd>,
+    stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<PollStats>>,
     period: Duration,
 }
 
 impl Poller {
     /// Starts a thread that calls `task` every `period`, the first time one period from now.
+    ///
+    /// Each tick costs the thread one blocking read(2) of the timerfd besides the task itself.
     pub fn start(period: Duration, mut task: impl FnMut() + Send + 'static) -> Result<Poller> {
         if period.is_zero() {
             return Err(Error::Internal("poll period of zero".into()));
@@ -51,33 +55,23 @@ impl Poller {
                 TimerSetTimeFlags::TFD_TIMER_ABSTIME,
             )
             .map_err(|e| Error::Os(format!("timerfd_settime: {e}")))?;
-        let (stop_r, stop_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| Error::Os(format!("pipe: {e} (raise `ulimit -n`)")))?;
+        let timer = Arc::new(timer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t, st) = (Arc::clone(&timer), Arc::clone(&stop));
         let thread = std::thread::Builder::new()
             .name("ruperf-energy".into())
             .spawn(move || {
                 let mut stats = PollStats::default();
+                let mut buf = [0u8; 8];
                 loop {
-                    let mut fds = [
-                        PollFd::new(stop_r.as_fd(), PollFlags::POLLIN),
-                        PollFd::new(timer.as_fd(), PollFlags::POLLIN),
-                    ];
-                    match poll(&mut fds, PollTimeout::NONE) {
-                        Ok(_) => {}
+                    let n = match nix::unistd::read(t.as_fd(), &mut buf) {
+                        Ok(8) => u64::from_ne_bytes(buf),
                         Err(nix::errno::Errno::EINTR) => continue,
-                        Err(_) => break,
-                    }
-                    if fds[0].any().unwrap_or(true) {
+                        _ => break,
+                    };
+                    if st.load(Ordering::Acquire) {
                         break;
                     }
-                    if !fds[1].any().unwrap_or(false) {
-                        continue;
-                    }
-                    let mut buf = [0u8; 8];
-                    let n = match nix::unistd::read(timer.as_fd(), &mut buf) {
-                        Ok(8) => u64::from_ne_bytes(buf),
-                        _ => continue,
-                    };
                     stats.deadlines += n;
                     stats.missed += n.saturating_sub(1);
                     stats.runs += 1;
@@ -87,7 +81,8 @@ impl Poller {
             })
             .map_err(|e| Error::Os(format!("cannot start the energy polling thread: {e}")))?;
         Ok(Poller {
-            stop: Some(stop_w),
+            timer,
+            stop,
             thread: Some(thread),
             period,
         })
@@ -104,12 +99,16 @@ impl Poller {
     }
 
     fn halt(&mut self) -> PollStats {
-        // Closing the write end wakes the thread with POLLHUP.
-        self.stop = None;
-        self.thread
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default()
+        let Some(thread) = self.thread.take() else {
+            return PollStats::default();
+        };
+        self.stop.store(true, Ordering::Release);
+        // Wake the thread at once: a one-shot expiry 1 ns from now replaces the grid.
+        let _ = self.timer.set(
+            Expiration::OneShot(TimeSpec::new(0, 1)),
+            TimerSetTimeFlags::empty(),
+        );
+        thread.join().unwrap_or_default()
     }
 }
 

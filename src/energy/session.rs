@@ -312,7 +312,7 @@ impl EnergySession {
             let shared = Arc::clone(&self.shared);
             self.poller = Some(Poller::start(period, move || {
                 for acc in lock(&shared).iter_mut() {
-                    acc.read();
+                    acc.update();
                 }
             })?);
         }

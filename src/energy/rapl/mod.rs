@@ -1,8 +1,8 @@
 //! RAPL (Running Average Power Limit) CPU energy through three interfaces, tried in this order:
 //! the perf `power` PMU ([`perf_pmu`]), powercap sysfs ([`powercap`]) and the MSRs ([`msr`]).
 //!
-//! The first interface that opens is used. When another one opens too, their domain sets are
-//! compared: domains the others do not list are left out, with a warning naming them and the
+//! The first interface that opens is used. When a second one opens too, their domain sets are
+//! compared: domains the second does not list are left out, with a warning naming them and the
 //! `--rapl-source` that would keep them. A forced source is used alone.
 
 pub mod msr;
@@ -122,6 +122,8 @@ pub fn open(root: &Sysroot, forced: Option<RaplSource>) -> Result<Opened, Vec<St
         return Err(reasons);
     }
     let (kind, source) = opened.remove(0);
+    // Cross-check with the next interface in order only: the two preferred ones must agree.
+    opened.truncate(1);
     let (excluded, warnings) = cross_check(kind, source.domains(), &opened);
     Ok(Opened {
         kind,
