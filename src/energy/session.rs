@@ -279,8 +279,9 @@ impl EnergySession {
 
     /// The background poll period, if the sources need one: a quarter of the shortest wrap
     /// period at [`ASSUMED_MAX_WATTS`] (clamped to 1 ms – 60 s), or [`POWER_POLL`] when power
-    /// must be integrated. `None` when start and end readings suffice (64-bit or non-wrapping
-    /// counters).
+    /// must be integrated. `None` when start and end readings suffice (counters that never
+    /// wrap, such as NVML's). A poll only reads once a period has passed, so a run shorter than
+    /// the period is read just at its start and end.
     pub fn poll_period(&self) -> Option<Duration> {
         self.period
     }
@@ -575,7 +576,7 @@ mod tests {
         assert_eq!(e.exit_code(), crate::error::exit::UNAVAILABLE);
         assert!(!msg.contains('\n'), "{msg}");
         assert!(
-            msg.starts_with("no energy source available: rapl: perf power PMU: absent; powercap: "),
+            msg.starts_with("no energy source available: rapl: perf power PMU: absent (this kernel or VM exposes no RAPL to perf); powercap: "),
             "{msg}"
         );
         assert!(

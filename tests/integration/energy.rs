@@ -416,3 +416,55 @@ fn energy_mixes_rapl_and_nvml() {
     assert_eq!(joules(&r, "nvml/0"), 4.0);
     assert_eq!(r.rows.last().unwrap().source, "nvml");
 }
+
+#[test]
+fn host_message_is_printed_for_review() {
+    // Shows the host's one-line answer in the test log (`--nocapture`); asserts only its shape.
+    if let Err(e) = EnergySession::open(&[sel("energy")], &Sysroot::default(), None, None) {
+        eprintln!("host: {e}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("no energy source available: rapl: "),
+            "{msg}"
+        );
+        assert!(msg.contains("; nvml: ") && !msg.contains('\n'), "{msg}");
+    }
+}
+
+/// A fake `power` PMU whose energy-pkg is really the kernel's `msr/tsc/` counter, so that the
+/// perf backend opens and reads a live system-wide counter (pid −1, no exclude bits).
+fn tsc_as_power_pmu(t: &FakeTree) -> Option<()> {
+    let ty = std::fs::read_to_string("/sys/bus/event_source/devices/msr/type").ok()?;
+    t.perf_pmu(
+        "power",
+        ty.trim().parse().ok()?,
+        "0",
+        &[("energy-pkg", "event=0x00", "1e-9", "Joules")],
+    );
+    Some(())
+}
+
+#[test]
+fn perf_backend_reads_a_live_counter() {
+    let t = FakeTree::at(scratch("energy-perf-live"));
+    t.cpus(&[(0, 0, 0)]);
+    require!(
+        tsc_as_power_pmu(&t).is_some(),
+        "the msr PMU (msr/tsc/) is not available"
+    );
+    let mut s =
+        match EnergySession::open(&[sel("rapl")], &t.sysroot(), None, Some(RaplSource::Perf)) {
+            Ok(s) => s,
+            Err(e) => {
+                require!(false, "cannot open msr/tsc/ system-wide: {e}");
+                unreachable!()
+            }
+        };
+    // A 64-bit count takes weeks to wrap even at a kilowatt: polled at the longest period.
+    assert_eq!(s.poll_period(), Some(std::time::Duration::from_secs(60)));
+    let r = measure(&mut s, "true");
+    let row = &r.rows[0];
+    assert_eq!((row.name.as_str(), row.source), ("rapl/pkg:0", "perf"));
+    // The TSC advanced while the command ran: a positive "energy" at 1 ns per tick.
+    assert!(row.joules > 0.0, "{row:?}");
+}
