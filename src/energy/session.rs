@@ -447,13 +447,6 @@ impl Drop for EnergySession {
     }
 }
 
-#[allow(dead_code)]
-fn assert_send() {
-    fn is_send<T: Send>() {}
-    is_send::<EnergySession>();
-    is_send::<Box<dyn Source>>();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,6 +602,13 @@ mod tests {
                 .contains("rapl/pkg:7: not measured on this machine"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn session_can_move_to_another_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<EnergySession>();
+        is_send::<Box<dyn Source>>();
     }
 
     #[test]
