@@ -6,6 +6,7 @@
 
 pub mod cmd;
 pub mod counters;
+pub mod energy;
 pub mod error;
 pub mod list;
 pub mod output;

@@ -9,6 +9,7 @@ mod common;
 
 mod cli;
 mod docs;
+mod energy;
 mod list;
 mod record;
 mod selftest;

@@ -613,7 +613,7 @@ fn a_full_disk_stops_cleanly_and_keeps_a_readable_file() {
     let mnt: PathBuf = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=96k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
         .arg(&mnt)
         .status()
         .is_ok_and(|s| s.success());
