@@ -604,24 +604,6 @@ pub fn parse_selector(s: &str) -> Option<Result<EnergySelector>> {
     }
 }
 
-/// Parses a CPU list as sysfs writes it (`0`, `0,4-7`, empty) into CPU numbers.
-pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
-    let mut out = Vec::new();
-    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-                if b < a {
-                    return None;
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(part.trim().parse().ok()?),
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -870,14 +852,5 @@ mod tests {
         assert!(sel("energy").matches(&gpu1) && sel("energy").matches(&dram0));
         assert_eq!(pkg1.name, "rapl/pkg:1");
         assert_eq!(gpu1.name, "nvml/1");
-    }
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0"), Some(vec![0]));
-        assert_eq!(parse_cpu_list("0,4-7\n"), Some(vec![0, 4, 5, 6, 7]));
-        assert_eq!(parse_cpu_list(""), Some(vec![]));
-        assert_eq!(parse_cpu_list("3-1"), None);
-        assert_eq!(parse_cpu_list("a"), None);
     }
 }

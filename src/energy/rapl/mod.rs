@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::energy::{parse_cpu_list, Domain, Source};
+use crate::counters::pmu::parse_cpu_list;
+use crate::energy::{Domain, Source};
 use crate::error::Error;
 use crate::sysroot::Sysroot;
 
