@@ -279,6 +279,9 @@ fn t_workload(c: &Ctx) -> Outcome {
         open: OpenOptions::default(),
         scale: true,
         sysroot: c.root.clone(),
+        energy: Vec::new(),
+        rapl_source: None,
+        nvml_lib: None,
     };
     match stat::run(&cfg, &mut |_| {}) {
         Ok(r) => {

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::counters::event::{EventClass, EventList};
 use crate::counters::group::{describe_attr, OpenOptions, OpenStatus, RawCount, Session, Target};
 use crate::counters::{pmu, sys};
+use crate::energy::{EnergyReport, EnergySelector, EnergySession, RaplSource};
 use crate::error::{Error, Result};
 use crate::sysroot::Sysroot;
 use crate::workload::{ChildTimes, ExitStatus, GatedChild, SignalWatch, Ticker};
@@ -42,6 +43,12 @@ pub struct StatConfig {
     pub scale: bool,
     /// Root for kernel interfaces.
     pub sysroot: Sysroot,
+    /// Energy domains to measure (`rapl`, `nvml/0`, …), in the order given.
+    pub energy: Vec<EnergySelector>,
+    /// Force one RAPL interface (`--rapl-source`).
+    pub rapl_source: Option<RaplSource>,
+    /// NVML library to load instead of the system's.
+    pub nvml_lib: Option<std::path::PathBuf>,
 }
 
 /// How a row came out.
@@ -93,6 +100,8 @@ pub struct RunResult {
     pub times: Option<ChildTimes>,
     /// How the command ended, when ruperf launched one.
     pub exit: Option<ExitStatus>,
+    /// Energy over the run, when energy was requested.
+    pub energy: Option<EnergyReport>,
 }
 
 /// One `-I` row: deltas over the interval.
@@ -104,6 +113,8 @@ pub struct IntervalRow {
     pub length: f64,
     /// Counter deltas.
     pub counters: Vec<CounterRow>,
+    /// Energy over the interval, when energy was requested.
+    pub energy: Option<EnergyReport>,
 }
 
 /// The whole measurement.
@@ -117,6 +128,8 @@ pub struct StatResult {
     pub interrupted_by: Option<i32>,
     /// Verbose detail: each event's attr (for `-v`).
     pub attrs: Vec<(String, String)>,
+    /// Caveats known when the energy sources were opened.
+    pub energy_warnings: Vec<String>,
 }
 
 impl StatResult {
@@ -236,15 +249,37 @@ pub fn run(cfg: &StatConfig, on_interval: &mut dyn FnMut(&IntervalRow)) -> Resul
             "nothing to measure: give a command, -p PID, -t TID, -a or -C CPUS".into(),
         ));
     }
+    // Signals are blocked before the energy poller thread starts, so it inherits the mask.
     let mut signals = SignalWatch::new()?;
+    let mut energy = if cfg.energy.is_empty() {
+        None
+    } else {
+        Some(EnergySession::open(
+            &cfg.energy,
+            &cfg.sysroot,
+            cfg.nvml_lib.as_deref(),
+            cfg.rapl_source,
+        )?)
+    };
     let mut result = StatResult {
         target: describe_target(cfg),
         runs: Vec::new(),
         interrupted_by: None,
         attrs: Vec::new(),
+        energy_warnings: energy
+            .as_ref()
+            .map(|e| e.warnings().to_vec())
+            .unwrap_or_default(),
     };
     for i in 0..cfg.repeat {
-        let run = run_once(cfg, &mut signals, on_interval, &mut result, i == 0)?;
+        let run = run_once(
+            cfg,
+            &mut signals,
+            energy.as_mut(),
+            on_interval,
+            &mut result,
+            i == 0,
+        )?;
         result.runs.push(run);
         if result.interrupted_by.is_some() {
             break;
@@ -256,6 +291,7 @@ pub fn run(cfg: &StatConfig, on_interval: &mut dyn FnMut(&IntervalRow)) -> Resul
 fn run_once(
     cfg: &StatConfig,
     signals: &mut SignalWatch,
+    mut energy: Option<&mut EnergySession>,
     on_interval: &mut dyn FnMut(&IntervalRow),
     result: &mut StatResult,
     first: bool,
@@ -294,6 +330,10 @@ fn run_once(
     };
     if !matches!(target, Target::Child(_)) {
         session.enable()?;
+    }
+    // Energy is read just before the command is released and just after it exits.
+    if let Some(e) = energy.as_deref_mut() {
+        e.start()?;
     }
     let start = Instant::now();
     if let Some(c) = child.as_mut() {
@@ -361,6 +401,10 @@ fn run_once(
                     time: now,
                     length: now - prev_time,
                     counters: rows(&session, &deltas, cfg.scale),
+                    energy: energy
+                        .as_deref_mut()
+                        .map(EnergySession::interval)
+                        .transpose()?,
                 };
                 on_interval(&row);
                 prev_counts = counts;
@@ -388,25 +432,32 @@ fn run_once(
     }
     let counts = session.read()?;
     // A final partial interval, as perf prints when the command ends between ticks.
-    if ticker.is_some() && cfg.interval_count.is_none_or(|n| rows_done < n) {
+    if ticker.is_some()
+        && cfg.interval_count.is_none_or(|n| rows_done < n)
+        && elapsed - prev_time > 1e-4
+    {
         let deltas: Vec<RawCount> = counts
             .iter()
             .zip(&prev_counts)
             .map(|(c, p)| c.since(*p))
             .collect();
-        if elapsed - prev_time > 1e-4 {
-            on_interval(&IntervalRow {
-                time: elapsed,
-                length: elapsed - prev_time,
-                counters: rows(&session, &deltas, cfg.scale),
-            });
-        }
+        on_interval(&IntervalRow {
+            time: elapsed,
+            length: elapsed - prev_time,
+            counters: rows(&session, &deltas, cfg.scale),
+            energy: energy
+                .as_deref_mut()
+                .map(EnergySession::interval)
+                .transpose()?,
+        });
     }
+    let energy = energy.map(EnergySession::finish).transpose()?;
     Ok(RunResult {
         counters: rows(&session, &counts, cfg.scale),
         elapsed,
         times,
         exit,
+        energy,
     })
 }
 

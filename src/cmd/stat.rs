@@ -10,6 +10,7 @@ use super::Globals;
 use crate::counters::event::{parse_event_args, EventList};
 use crate::counters::group::OpenOptions;
 use crate::counters::pmu;
+use crate::energy::{self, RaplSource};
 use crate::error::{Error, Result};
 use crate::output::{stat_csv::Csv, stat_json::Json, stat_table::Table, Sink, StatExporter};
 use crate::stat::{self, StatConfig};
@@ -75,6 +76,9 @@ pub struct StatArgs {
     /// Show each event's perf_event_attr and raw counts
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+    /// Read RAPL through this interface only: perf (power PMU), powercap or msr
+    #[arg(long = "rapl-source", value_name = "SOURCE")]
+    pub rapl_source: Option<String>,
     /// Command to run and count
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -184,11 +188,22 @@ impl StatArgs {
         } else {
             parse_event_args(&self.events, &g.sysroot)?
         };
-        if let Some(name) = events.energy().next() {
-            return Err(Error::Unavailable(format!(
-                "{name}: energy measurement is not available in this build"
-            )));
-        }
+        let energy = events
+            .energy()
+            .map(|name| {
+                energy::parse_selector(name).unwrap_or_else(|| {
+                    Err(Error::Event(format!(
+                        "unknown energy event '{name}' ({})",
+                        energy::SPELLINGS
+                    )))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rapl_source = self
+            .rapl_source
+            .as_deref()
+            .map(str::parse::<RaplSource>)
+            .transpose()?;
         let sink = match &self.output {
             Some(p) => Sink::file(p, self.append)?,
             None => Sink::Stderr,
@@ -214,6 +229,9 @@ impl StatArgs {
             },
             scale: !self.no_scale,
             sysroot: g.sysroot.clone(),
+            energy,
+            rapl_source,
+            nvml_lib: g.nvml_lib.clone(),
         };
         Ok((cfg, StatOutput { sink, exporter }))
     }

@@ -12,8 +12,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::energy::EnergyReport;
 use crate::error::{Error, Result};
-use crate::stat::{CounterRow, IntervalRow, StatResult, Status};
+use crate::stat::{spread, CounterRow, IntervalRow, StatResult, Status};
 
 /// One stat output format.
 pub trait StatExporter {
@@ -129,6 +130,118 @@ pub fn shown_value(row: &CounterRow, count: f64) -> f64 {
     } else {
         count
     }
+}
+
+/// An energy figure as the exporters print it: one domain, or the sum of one kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnergyLine {
+    /// `rapl/pkg:0`, `nvml/1`, or a per-kind sum such as `rapl/pkg`.
+    pub name: String,
+    /// Joules (mean over runs with `-r`).
+    pub joules: f64,
+    /// Window in seconds.
+    pub seconds: f64,
+    /// Average power in watts.
+    pub watts: f64,
+    /// Integrated from power readings rather than read from an energy counter.
+    pub estimate: bool,
+    /// Backend: perf, powercap, msr, nvml.
+    pub source: String,
+    /// With `-r`: the spread of the joules in percent.
+    pub noise: Option<f64>,
+}
+
+impl EnergyLine {
+    /// The metric unit: watts, marked when estimated.
+    pub fn watt_unit(&self) -> &'static str {
+        if self.estimate {
+            "W (estimate)"
+        } else {
+            "W"
+        }
+    }
+}
+
+fn lines_of(r: &EnergyReport) -> Vec<EnergyLine> {
+    let rows = r.rows.iter().map(|e| EnergyLine {
+        name: e.name.clone(),
+        joules: e.joules,
+        seconds: e.seconds,
+        watts: e.watts,
+        estimate: e.estimate,
+        source: e.source.to_string(),
+        noise: None,
+    });
+    let totals = r.totals.iter().map(|t| EnergyLine {
+        name: t.name.clone(),
+        joules: t.joules,
+        seconds: t.seconds,
+        watts: t.watts,
+        estimate: t.estimate,
+        source: "sum".to_string(),
+        noise: None,
+    });
+    rows.chain(totals).collect()
+}
+
+/// Energy lines of one report (an interval or a single run).
+pub fn energy_lines(r: Option<&EnergyReport>) -> Vec<EnergyLine> {
+    r.map(lines_of).unwrap_or_default()
+}
+
+/// Energy lines averaged over every run, with the spread when there are several.
+pub fn energy_means(res: &StatResult) -> Vec<EnergyLine> {
+    let per_run: Vec<Vec<EnergyLine>> = res
+        .runs
+        .iter()
+        .filter_map(|r| r.energy.as_ref())
+        .map(lines_of)
+        .collect();
+    let Some(last) = per_run.last() else {
+        return Vec::new();
+    };
+    last.iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let pick = |f: fn(&EnergyLine) -> f64| -> Vec<f64> {
+                per_run.iter().filter_map(|r| r.get(i)).map(f).collect()
+            };
+            let j = spread(&pick(|x| x.joules));
+            EnergyLine {
+                joules: j.mean,
+                seconds: spread(&pick(|x| x.seconds)).mean,
+                watts: spread(&pick(|x| x.watts)).mean,
+                noise: (per_run.len() > 1).then_some(j.pct),
+                ..l.clone()
+            }
+        })
+        .collect()
+}
+
+/// Notes to print after the figures: the scope of energy, and every warning once.
+pub fn energy_notes(res: &StatResult) -> Vec<String> {
+    let any = res.runs.iter().any(|r| r.energy.is_some());
+    if !any {
+        return Vec::new();
+    }
+    let mut notes = vec![format!("note: {}", crate::energy::SCOPE_NOTE)];
+    let warnings = res.energy_warnings.iter().chain(
+        res.runs
+            .iter()
+            .filter_map(|r| r.energy.as_ref())
+            .flat_map(|e| {
+                e.warnings
+                    .iter()
+                    .chain(e.rows.iter().flat_map(|r| r.warnings.iter()))
+            }),
+    );
+    for w in warnings {
+        let w = format!("warning: {w}");
+        if !notes.contains(&w) {
+            notes.push(w);
+        }
+    }
+    notes
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use super::metrics::Context;
-use super::{counter_value, StatExporter};
+use super::{counter_value, energy_lines, energy_means, energy_notes, EnergyLine, StatExporter};
 use crate::stat::{spread, CounterRow, IntervalRow, StatResult};
 
 /// CSV with a chosen separator.
@@ -57,6 +57,24 @@ impl Csv {
         }
         f.join(&self.sep)
     }
+
+    fn energy_record(&self, prefix: Option<f64>, e: &EnergyLine) -> String {
+        let mut f: Vec<String> = Vec::with_capacity(9);
+        if let Some(t) = prefix {
+            f.push(format!("{t:.9}"));
+        }
+        f.extend([format!("{:.2}", e.joules), "Joules".into(), e.name.clone()]);
+        if let Some(n) = e.noise {
+            f.push(format!("{n:.2}%"));
+        }
+        f.extend([
+            format!("{}", (e.seconds * 1e9).round() as u64),
+            "100.00".into(),
+            format!("{:.3}", e.watts),
+            e.watt_unit().into(),
+        ]);
+        f.join(&self.sep)
+    }
 }
 
 impl StatExporter for Csv {
@@ -66,10 +84,16 @@ impl StatExporter for Csv {
         for c in &row.counters {
             writeln!(out, "{}", self.record(Some(row.time), c, &ctx, None))?;
         }
+        for e in energy_lines(row.energy.as_ref()) {
+            writeln!(out, "{}", self.energy_record(Some(row.time), &e))?;
+        }
         Ok(())
     }
 
     fn finish(&mut self, res: &StatResult, out: &mut dyn Write) -> io::Result<()> {
+        for note in energy_notes(res) {
+            writeln!(out, "# {note}")?;
+        }
         if self.interval_mode || res.runs.is_empty() {
             return Ok(());
         }
@@ -80,6 +104,9 @@ impl StatExporter for Csv {
         for (i, row) in rows.iter().enumerate() {
             let noise = (n > 1).then(|| noise_of(res, i));
             writeln!(out, "{}", self.record(None, row, &ctx, noise))?;
+        }
+        for e in energy_means(res) {
+            writeln!(out, "{}", self.energy_record(None, &e))?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::metrics::Context;
 use super::stat_csv::{mean_rows, noise_of};
-use super::{counter_value, StatExporter};
+use super::{counter_value, energy_lines, energy_means, energy_notes, EnergyLine, StatExporter};
 use crate::stat::{spread, CounterRow, IntervalRow, StatResult, Status};
 
 /// JSON lines.
@@ -49,6 +49,30 @@ pub fn object(interval: Option<f64>, row: &CounterRow, ctx: &Context, noise: Opt
     Value::Object(o)
 }
 
+/// The object for one energy line: perf's keys, plus the backend and whether it is estimated.
+pub fn energy_object(interval: Option<f64>, e: &EnergyLine) -> Value {
+    let mut o = Map::new();
+    if let Some(t) = interval {
+        o.insert("interval".into(), json!(t));
+    }
+    o.insert("counter-value".into(), json!(format!("{:.6}", e.joules)));
+    o.insert("unit".into(), json!("Joules"));
+    o.insert("event".into(), json!(e.name));
+    if let Some(n) = e.noise {
+        o.insert("variance".into(), json!(n));
+    }
+    o.insert(
+        "event-runtime".into(),
+        json!((e.seconds * 1e9).round() as u64),
+    );
+    o.insert("pcnt-running".into(), json!(100.0));
+    o.insert("metric-value".into(), json!(e.watts));
+    o.insert("metric-unit".into(), json!("W"));
+    o.insert("energy-source".into(), json!(e.source));
+    o.insert("estimate".into(), json!(e.estimate));
+    Value::Object(o)
+}
+
 impl StatExporter for Json {
     fn interval(&mut self, row: &IntervalRow, out: &mut dyn Write) -> io::Result<()> {
         self.interval_mode = true;
@@ -56,12 +80,23 @@ impl StatExporter for Json {
         for c in &row.counters {
             writeln!(out, "{}", object(Some(row.time), c, &ctx, None))?;
         }
+        for e in energy_lines(row.energy.as_ref()) {
+            writeln!(out, "{}", energy_object(Some(row.time), &e))?;
+        }
         Ok(())
     }
 
     fn finish(&mut self, res: &StatResult, out: &mut dyn Write) -> io::Result<()> {
+        let notes = energy_notes(res);
+        let emit_notes = |out: &mut dyn Write| -> io::Result<()> {
+            for note in &notes {
+                let (key, text) = note.split_once(": ").unwrap_or(("note", note));
+                writeln!(out, "{}", json!({ key: text }))?;
+            }
+            Ok(())
+        };
         if self.interval_mode || res.runs.is_empty() {
-            return Ok(());
+            return emit_notes(out);
         }
         let n = res.runs.len();
         let rows = mean_rows(res);
@@ -71,6 +106,9 @@ impl StatExporter for Json {
             let noise = (n > 1).then(|| noise_of(res, i));
             writeln!(out, "{}", object(None, row, &ctx, noise))?;
         }
-        Ok(())
+        for e in energy_means(res) {
+            writeln!(out, "{}", energy_object(None, &e))?;
+        }
+        emit_notes(out)
     }
 }

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::metrics::{Context, Style};
 use super::stat_csv::{mean_rows, noise_of};
-use super::{counter_value, StatExporter};
+use super::{counter_value, energy_lines, energy_means, energy_notes, EnergyLine, StatExporter};
 use crate::stat::{spread, CounterRow, IntervalRow, StatResult, Status};
 
 /// The human table, laid out as `perf stat` lays it out.
@@ -27,10 +27,40 @@ impl Table {
 
 const METRIC_WIDTH: usize = 34;
 
+/// Width of the unit column: 4 as perf, wider when a unit such as `Joules` needs it.
+fn unit_width(rows: &[CounterRow], energy: &[EnergyLine]) -> usize {
+    let counters = rows.iter().map(|r| counter_value(r, r.count, true).1.len());
+    let joules = energy.iter().map(|_| "Joules".len());
+    counters.chain(joules).max().unwrap_or(0).max(4)
+}
+
+fn finish_line(mut s: String, metric: String, noise: Option<f64>, running_pct: f64) -> String {
+    s.push_str(&format!("{metric:<METRIC_WIDTH$}"));
+    if let Some(pct) = noise {
+        s.push_str(&format!("  ( +- {pct:>5.2}% )"));
+    }
+    if running_pct < 100.0 {
+        s.push_str(&format!("  ({running_pct:.2}%)"));
+    }
+    s.truncate(s.trim_end().len());
+    s
+}
+
+/// Formats one energy line: joules, with the average power as the metric.
+fn energy_line(e: &EnergyLine, uw: usize) -> String {
+    let s = format!("{:>18.2} {:<uw$} {:<32} ", e.joules, "Joules", e.name);
+    finish_line(
+        s,
+        format!("# {:>8.3} {}", e.watts, e.watt_unit()),
+        e.noise,
+        100.0,
+    )
+}
+
 /// Formats one counter line (without a leading interval timestamp).
-fn line(row: &CounterRow, count: f64, ctx: &Context, noise: Option<f64>) -> String {
+fn line(row: &CounterRow, count: f64, ctx: &Context, noise: Option<f64>, uw: usize) -> String {
     let (value, unit) = counter_value(row, count, true);
-    let mut s = format!("{value:>18} {unit:<4} {:<32} ", row.name);
+    let s = format!("{value:>18} {unit:<uw$} {:<32} ", row.name);
     let shown = CounterRow {
         count,
         ..row.clone()
@@ -46,17 +76,11 @@ fn line(row: &CounterRow, count: f64, ctx: &Context, noise: Option<f64>) -> Stri
         }
         None => String::new(),
     };
-    s.push_str(&format!("{metric:<METRIC_WIDTH$}"));
     if row.status == Status::Counted {
-        if let Some(pct) = noise {
-            s.push_str(&format!("  ( +- {pct:>5.2}% )"));
-        }
-        if row.running_pct < 100.0 {
-            s.push_str(&format!("  ({:.2}%)", row.running_pct));
-        }
+        finish_line(s, metric, noise, row.running_pct)
+    } else {
+        finish_line(s, metric, None, 100.0)
     }
-    s.truncate(s.trim_end().len());
-    s
 }
 
 /// Decimal places that show a mean to the precision its spread allows, as perf does.
@@ -74,8 +98,18 @@ impl StatExporter for Table {
             self.header_done = true;
         }
         let ctx = Context::new(&row.counters, row.length);
+        let energy = energy_lines(row.energy.as_ref());
+        let uw = unit_width(&row.counters, &energy);
         for c in &row.counters {
-            writeln!(out, "{:>16.9} {}", row.time, line(c, c.count, &ctx, None))?;
+            writeln!(
+                out,
+                "{:>16.9} {}",
+                row.time,
+                line(c, c.count, &ctx, None, uw)
+            )?;
+        }
+        for e in &energy {
+            writeln!(out, "{:>16.9} {}", row.time, energy_line(e, uw))?;
         }
         Ok(())
     }
@@ -98,8 +132,12 @@ impl StatExporter for Table {
                 }
             }
         }
+        let notes = energy_notes(res);
         if self.header_done || res.runs.is_empty() {
             // Interval mode prints its rows as they come and no totals, as perf does.
+            for n in &notes {
+                writeln!(out, "  {n}")?;
+            }
             return Ok(());
         }
         let n = res.runs.len();
@@ -115,12 +153,23 @@ impl StatExporter for Table {
         let el = spread(&elapsed);
         let first = &res.runs[0];
         let means = mean_rows(res);
+        let energy = energy_means(res);
+        let uw = unit_width(&means, &energy);
         let ctx = Context::new(&means, el.mean);
         for (i, row) in means.iter().enumerate() {
             let noise = (n > 1).then(|| noise_of(res, i));
-            writeln!(out, "{}", line(row, row.count, &ctx, noise))?;
+            writeln!(out, "{}", line(row, row.count, &ctx, noise, uw))?;
+        }
+        for e in &energy {
+            writeln!(out, "{}", energy_line(e, uw))?;
         }
         writeln!(out)?;
+        if !notes.is_empty() {
+            for n in &notes {
+                writeln!(out, "  {n}")?;
+            }
+            writeln!(out)?;
+        }
         if n > 1 {
             let p = precision(el.stderr);
             writeln!(
@@ -188,9 +237,11 @@ mod tests {
                     sys: 0.0,
                 }),
                 exit: None,
+                energy: None,
             }],
             interrupted_by: None,
             attrs: vec![],
+            energy_warnings: vec![],
         };
         let mut buf = Vec::new();
         Table::new(false).finish(&res, &mut buf).unwrap();
@@ -220,18 +271,72 @@ mod tests {
     }
 
     #[test]
+    fn energy_rows_show_joules_watts_and_the_scope_note() {
+        use crate::energy::{DomainKind, EnergyReport, EnergyRow};
+        let e = |name: &str, j: f64| EnergyRow {
+            name: name.into(),
+            kind: DomainKind::Package,
+            index: 0,
+            joules: j,
+            seconds: 2.0,
+            watts: j / 2.0,
+            source: "powercap",
+            estimate: false,
+            warnings: vec![],
+        };
+        let res = StatResult {
+            target: "'x'".into(),
+            runs: vec![RunResult {
+                counters: vec![row("task-clock", 2e9, true, Status::Counted)],
+                elapsed: 2.0,
+                times: None,
+                exit: None,
+                energy: Some(EnergyReport {
+                    rows: vec![e("rapl/pkg:0", 30.5)],
+                    totals: vec![],
+                    warnings: vec!["window under 1 s".into()],
+                    poll: None,
+                }),
+            }],
+            interrupted_by: None,
+            attrs: vec![],
+            energy_warnings: vec![],
+        };
+        let mut buf = Vec::new();
+        Table::new(false).finish(&res, &mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let line = text.lines().find(|l| l.contains("rapl/pkg:0")).unwrap();
+        assert_eq!(
+            line, "             30.50 Joules rapl/pkg:0                       #   15.250 W",
+            "{text}"
+        );
+        let tc = text.lines().find(|l| l.contains("task-clock")).unwrap();
+        assert!(
+            tc.starts_with("           2000.00 msec   task-clock"),
+            "unit column widens for Joules: {tc}"
+        );
+        assert!(
+            text.contains("note: RAPL and GPU energy is whole-package"),
+            "{text}"
+        );
+        assert!(text.contains("warning: window under 1 s"), "{text}");
+    }
+
+    #[test]
     fn repeat_shows_noise() {
         let run = |c: f64, e: f64| RunResult {
             counters: vec![row("page-faults", c, false, Status::Counted)],
             elapsed: e,
             times: None,
             exit: None,
+            energy: None,
         };
         let res = StatResult {
             target: "'true'".into(),
             runs: vec![run(10.0, 0.001), run(12.0, 0.0012), run(14.0, 0.0014)],
             interrupted_by: None,
             attrs: vec![],
+            energy_warnings: vec![],
         };
         let mut buf = Vec::new();
         Table::new(false).finish(&res, &mut buf).unwrap();

@@ -14,3 +14,4 @@ mod list;
 mod record;
 mod selftest;
 mod stat;
+mod stat_energy;
