@@ -7,6 +7,9 @@ use crate::counters::event::{self, EventSpec, HARDWARE, SOFTWARE};
 use crate::counters::group::{counting_attr, OpenOptions, Target};
 use crate::counters::pmu::Pmu;
 use crate::counters::{classify_open_error, sys, OpenFailure};
+use crate::energy::nvml::NvmlSource;
+use crate::energy::rapl::{self, RaplSource};
+use crate::energy::Source;
 use crate::error::Error;
 use crate::sysroot::Sysroot;
 
@@ -199,6 +202,50 @@ pub fn discover(root: &Sysroot, classes: &[ListClass]) -> Listing {
     l
 }
 
+/// RAPL domains as each interface sees them, and NVIDIA GPUs. Interfaces that do not work
+/// add one note each, with the reason and the fix.
+pub fn discover_energy(
+    root: &Sysroot,
+    nvml_lib: Option<&std::path::Path>,
+    classes: &[ListClass],
+) -> Listing {
+    let want = |c| classes.is_empty() || classes.contains(&c);
+    let mut l = Listing::default();
+    let mut add = |d: &crate::energy::Domain, class, desc: String| {
+        let mut x = Listed::new(d.name.clone(), class);
+        x.desc = Some(desc);
+        x.unit = Some("Joules".into());
+        l.events.push(x);
+    };
+    if want(ListClass::Rapl) {
+        let mut missing = Vec::new();
+        for kind in RaplSource::ORDER {
+            match rapl::open(root, Some(kind)) {
+                Ok(o) => {
+                    for d in o.source.domains() {
+                        add(d, ListClass::Rapl, format!("read through {}", kind.name()));
+                    }
+                }
+                Err(reasons) => missing.push(reasons.join("; ")),
+            }
+        }
+        if !missing.is_empty() {
+            l.notes.push(format!("rapl: {}", missing.join("; ")));
+        }
+    }
+    if want(ListClass::Nvml) {
+        match NvmlSource::open(nvml_lib) {
+            Ok(src) => {
+                for (d, name) in src.domains().iter().zip(src.names()) {
+                    add(d, ListClass::Nvml, format!("{name}, read through NVML"));
+                }
+            }
+            Err(why) => l.notes.push(why),
+        }
+    }
+    l
+}
+
 fn sorted_dirs(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
@@ -271,9 +318,15 @@ pub fn probe(events: &mut [Listed], root: &Sysroot) {
 }
 
 fn probe_one(e: &mut Listed, root: &Sysroot) {
-    if e.available.is_some()
-        || matches!(e.class, ListClass::Raw | ListClass::Rapl | ListClass::Nvml)
-    {
+    if matches!(e.class, ListClass::Rapl | ListClass::Nvml) {
+        // Energy entries are listed only when their interface opened and read.
+        e.available = Some(Availability {
+            supported: true,
+            reason: None,
+        });
+        return;
+    }
+    if e.available.is_some() || e.class == ListClass::Raw {
         return;
     }
     e.available = Some(match event::parse_events(&e.name, root) {

@@ -14,6 +14,8 @@ use crate::counters::event::parse_events;
 use crate::counters::group::{OpenOptions, OpenStatus, Session, Target};
 use crate::counters::pmu::Pmu;
 use crate::counters::{has_perf_capability, paranoid, paranoid_meaning, permission_fix};
+use crate::energy::nvml::NvmlSource;
+use crate::energy::{parse_selector, EnergySession, RaplSource, Source};
 use crate::error::Error;
 use crate::sysroot::Sysroot;
 
@@ -92,6 +94,26 @@ pub fn all() -> Vec<SelfTest> {
             name: "ring-buffer sampling yields samples",
             capability: "sampling (record)",
             run: t_sampling,
+        },
+        SelfTest {
+            name: "RAPL through the perf power PMU",
+            capability: "CPU energy (perf power PMU)",
+            run: t_rapl_perf,
+        },
+        SelfTest {
+            name: "RAPL through powercap",
+            capability: "CPU energy (powercap)",
+            run: t_rapl_powercap,
+        },
+        SelfTest {
+            name: "RAPL through MSRs",
+            capability: "CPU energy (MSR)",
+            run: t_rapl_msr,
+        },
+        SelfTest {
+            name: "NVIDIA GPU energy through NVML",
+            capability: "GPU energy (NVML)",
+            run: t_nvml,
         },
     ]
 }
@@ -327,6 +349,121 @@ fn t_sampling(c: &Ctx) -> Outcome {
         Ok(s) => Outcome::Fail(format!(
             "{} samples, {} lost records",
             s.progress.samples, s.progress.lost
+        )),
+        Err(e) => Outcome::Fail(e.to_string()),
+    }
+}
+
+fn t_rapl_perf(c: &Ctx) -> Outcome {
+    let events = c.root.path("/sys/bus/event_source/devices/power/events");
+    let present = std::fs::read_dir(&events)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().starts_with("energy-"))
+        })
+        .unwrap_or(false);
+    if !present {
+        return Outcome::Skip(format!(
+            "{} lists no energy events: this CPU, kernel or VM exposes no RAPL to perf (bare metal Intel/AMD with CONFIG_PERF_EVENTS_INTEL_RAPL)",
+            events.display()
+        ));
+    }
+    rapl_moves(c, RaplSource::Perf)
+}
+
+fn t_rapl_powercap(c: &Ctx) -> Outcome {
+    let class = c.root.path("/sys/class/powercap");
+    let present = std::fs::read_dir(&class)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().starts_with("intel-rapl"))
+        })
+        .unwrap_or(false);
+    if !present {
+        return Outcome::Skip(format!(
+            "no intel-rapl zones in {}: load the driver with `modprobe intel_rapl_msr` (bare metal only)",
+            class.display()
+        ));
+    }
+    rapl_moves(c, RaplSource::Powercap)
+}
+
+fn t_rapl_msr(c: &Ctx) -> Outcome {
+    let dev = c.root.path("/dev/cpu/0/msr");
+    if !dev.exists() {
+        return Outcome::Skip(format!(
+            "{} is absent: `modprobe msr` (needs CAP_SYS_RAWIO to read; bare metal only)",
+            dev.display()
+        ));
+    }
+    rapl_moves(c, RaplSource::Msr)
+}
+
+/// Opens RAPL through `kind`, reads it around 100 ms of busy work, and checks that the
+/// package energy moved.
+fn rapl_moves(c: &Ctx, kind: RaplSource) -> Outcome {
+    let Some(Ok(all)) = parse_selector("rapl") else {
+        return Outcome::Fail("internal: 'rapl' is not an energy name".into());
+    };
+    let mut s = match EnergySession::open(&[all], &c.root, None, Some(kind)) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Fail(e.to_string()),
+    };
+    let r = s.start().and_then(|_| {
+        busy(Duration::from_millis(100));
+        s.finish()
+    });
+    match r {
+        Ok(rep) if rep.rows.iter().any(|r| r.joules > 0.0) => Outcome::Ok(
+            rep.rows.iter().map(|r| format!("{} {:.3} J", r.name, r.joules)).collect::<Vec<_>>().join(", "),
+        ),
+        Ok(rep) => Outcome::Fail(format!(
+            "{} domains opened through {} but none moved in 100 ms of busy work (a frozen or virtualised counter)",
+            rep.rows.len(),
+            kind.name()
+        )),
+        Err(e) => Outcome::Fail(e.to_string()),
+    }
+}
+
+fn t_nvml(c: &Ctx) -> Outcome {
+    let src = match NvmlSource::open(c.nvml_lib.as_deref()) {
+        Ok(s) => s,
+        // A library the user named must work; the system's may simply be absent.
+        Err(why) if c.nvml_lib.is_some() => return Outcome::Fail(why),
+        Err(why) => return Outcome::Skip(why),
+    };
+    if src.domains().is_empty() {
+        return Outcome::Skip(
+            "NVML loaded but reports no GPU with an energy counter or power reading".into(),
+        );
+    }
+    let names = src.names().join(", ");
+    drop(src);
+    let Some(Ok(all)) = parse_selector("nvml") else {
+        return Outcome::Fail("internal: 'nvml' is not an energy name".into());
+    };
+    let mut s = match EnergySession::open(&[all], &c.root, c.nvml_lib.as_deref(), None) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Fail(e.to_string()),
+    };
+    let r = s.start().and_then(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        s.finish()
+    });
+    match r {
+        Ok(rep) => Outcome::Ok(format!(
+            "{names}: {}",
+            rep.rows
+                .iter()
+                .map(|r| format!(
+                    "{} {:.3} J{}",
+                    r.name,
+                    r.joules,
+                    if r.estimate { " (estimate)" } else { "" }
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         Err(e) => Outcome::Fail(e.to_string()),
     }

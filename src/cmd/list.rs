@@ -50,6 +50,9 @@ pub fn build(cfg: &ListConfig, g: &Globals) -> Result<Listing> {
         Vec::new()
     };
     let mut listing = list::discover(&g.sysroot, &scan);
+    let energy = list::discover_energy(&g.sysroot, g.nvml_lib.as_deref(), &scan);
+    listing.events.extend(energy.events);
+    listing.notes.extend(energy.notes);
     let mut kept: Vec<Listed> = Vec::new();
     if cfg.filters.is_empty() {
         kept = std::mem::take(&mut listing.events);
@@ -68,14 +71,15 @@ pub fn build(cfg: &ListConfig, g: &Globals) -> Result<Listing> {
                     v
                 }
             };
-            if part.is_empty() && !is_energy_class(f) {
-                // Nothing found because a source could not be read (tracefs): say how to fix it.
-                if let Some(note) = listing.notes.first() {
-                    return Err(crate::error::Error::Unavailable(note.clone()));
+            if part.is_empty() {
+                // Nothing found because a source could not be read (tracefs, RAPL, NVML): say
+                // why and how to fix it.
+                if !listing.notes.is_empty() {
+                    return Err(crate::error::Error::Unavailable(listing.notes.join("; ")));
                 }
                 return Err(list::no_match(f));
             }
-            part.retain(|e| !kept.iter().any(|k| k.name == e.name));
+            part.retain(|e| !kept.iter().any(|k| k.name == e.name && k.desc == e.desc));
             kept.extend(part);
         }
     }
@@ -84,10 +88,6 @@ pub fn build(cfg: &ListConfig, g: &Globals) -> Result<Listing> {
     }
     listing.events = kept;
     Ok(listing)
-}
-
-fn is_energy_class(f: &str) -> bool {
-    matches!(f, "rapl" | "nvml" | "gpu" | "energy")
 }
 
 /// Runs `ruperf list`.

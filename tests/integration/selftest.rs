@@ -95,3 +95,148 @@ fn unknown_test_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&out.get_output().stderr)
         .contains("no test name contains 'no-such-test'"));
 }
+
+mod energy {
+    use std::process::{Command, Stdio};
+
+    use ruperf::energy::fake::FakeTree;
+
+    use crate::common::{ruperf_path, scratch};
+    use crate::energy::nvml_standin;
+
+    const MAX: u64 = 262_143_328_850;
+
+    fn tree(name: &str) -> FakeTree {
+        let t = FakeTree::at(scratch(name));
+        t.cpus(&[(0, 0, 0)]);
+        t.powercap_zone("intel-rapl:0", "package-0", 1_000_000, MAX);
+        t
+    }
+
+    #[test]
+    fn powercap_passes_when_the_counter_moves_and_fails_when_frozen() {
+        let t = tree("selftest-powercap-moves");
+        // Something consumes energy while the test is busy: a writer bumps the counter.
+        let mut writer = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "sleep 0.03; echo 4000000 > '{}'",
+                t.energy_path("intel-rapl:0").display()
+            ))
+            .spawn()
+            .unwrap();
+        let out = Command::new(ruperf_path())
+            .arg("--sysroot")
+            .arg(t.root())
+            .args(["test", "powercap"])
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        writer.wait().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("RAPL through powercap") && text.contains(": Ok"),
+            "{text}"
+        );
+
+        let frozen = tree("selftest-powercap-frozen");
+        let out = Command::new(ruperf_path())
+            .arg("--sysroot")
+            .arg(frozen.root())
+            .args(["test", "powercap"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("FAILED!") && text.contains("none moved"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_named_nvml_library_that_refuses_fails_the_test() {
+        let dir = scratch("selftest-nvml-refuses");
+        let lib = dir.join("libnvidia-ml.so.1");
+        std::fs::copy(nvml_standin(), &lib).unwrap();
+        std::fs::write(dir.join("libnvidia-ml.so.1.state"), "init 9\n").unwrap();
+        let out = Command::new(ruperf_path())
+            .arg("--nvml-lib")
+            .arg(&lib)
+            .args(["test", "NVML"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("FAILED!"), "{text}");
+
+        std::fs::write(
+            dir.join("libnvidia-ml.so.1.state"),
+            "gpu A100 1000 250000\n",
+        )
+        .unwrap();
+        let out = Command::new(ruperf_path())
+            .arg("--nvml-lib")
+            .arg(&lib)
+            .args(["test", "NVML"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("GPU energy through NVML") && text.contains(": Ok"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn list_shows_rapl_domains_of_a_fake_tree_and_gpus_of_the_stand_in() {
+        let t = FakeTree::at(scratch("list-energy"));
+        t.cpus(&[(0, 0, 0), (1, 1, 0)]);
+        t.powercap_zone("intel-rapl:0", "package-0", 1, MAX);
+        t.powercap_zone("intel-rapl:0:0", "dram", 1, MAX);
+        t.powercap_zone("intel-rapl:1", "package-1", 1, MAX);
+        let out = Command::new(ruperf_path())
+            .arg("--sysroot")
+            .arg(t.root())
+            .args(["list", "rapl", "--json"])
+            .output()
+            .unwrap();
+        let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(names, ["rapl/pkg:0", "rapl/dram:0", "rapl/pkg:1"]);
+
+        let dir = scratch("list-nvml");
+        let lib = dir.join("libnvidia-ml.so.1");
+        std::fs::copy(nvml_standin(), &lib).unwrap();
+        std::fs::write(
+            dir.join("libnvidia-ml.so.1.state"),
+            "gpu A100 1000 250000\ngpu H100 1 1\n",
+        )
+        .unwrap();
+        let out = Command::new(ruperf_path())
+            .arg("--nvml-lib")
+            .arg(&lib)
+            .args(["list", "nvml", "--available"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("nvml/0") && text.contains("nvml/1") && text.contains("A100"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[Energy: NVIDIA GPU, unit Joules]  supported"),
+            "{text}"
+        );
+    }
+}
