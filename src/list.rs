@@ -114,13 +114,22 @@ impl Listed {
     }
 }
 
+/// Something a class could not be listed from, with the fix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Note {
+    /// The class that is missing entries.
+    pub class: ListClass,
+    /// Why, and how to fix it.
+    pub text: String,
+}
+
 /// What the listing found, plus notes on what could not be looked at.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Listing {
     /// Entries in class order.
     pub events: Vec<Listed>,
     /// Things that could not be listed (e.g. tracefs not mounted), with the fix.
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
 }
 
 fn table_entries(table: &[(&str, u32)], class: ListClass) -> Vec<Listed> {
@@ -196,7 +205,10 @@ pub fn discover(root: &Sysroot, classes: &[ListClass]) -> Listing {
                         .map(|n| Listed::new(n, ListClass::Tracepoint)),
                 );
             }
-            Err(e) => l.notes.push(e.to_string()),
+            Err(e) => l.notes.push(Note {
+                class: ListClass::Tracepoint,
+                text: e.to_string(),
+            }),
         }
     }
     l
@@ -230,7 +242,10 @@ pub fn discover_energy(
             }
         }
         if !missing.is_empty() {
-            l.notes.push(format!("rapl: {}", missing.join("; ")));
+            l.notes.push(Note {
+                class: ListClass::Rapl,
+                text: format!("rapl: {}", missing.join("; ")),
+            });
         }
     }
     if want(ListClass::Nvml) {
@@ -240,7 +255,10 @@ pub fn discover_energy(
                     add(d, ListClass::Nvml, format!("{name}, read through NVML"));
                 }
             }
-            Err(why) => l.notes.push(why),
+            Err(why) => l.notes.push(Note {
+                class: ListClass::Nvml,
+                text: why,
+            }),
         }
     }
     l

@@ -74,8 +74,17 @@ pub fn build(cfg: &ListConfig, g: &Globals) -> Result<Listing> {
             if part.is_empty() {
                 // Nothing found because a source could not be read (tracefs, RAPL, NVML): say
                 // why and how to fix it.
-                if !listing.notes.is_empty() {
-                    return Err(crate::error::Error::Unavailable(listing.notes.join("; ")));
+                let why: Vec<&str> = match list::classes_for(f) {
+                    Some(c) => listing
+                        .notes
+                        .iter()
+                        .filter(|n| c.contains(&n.class))
+                        .map(|n| n.text.as_str())
+                        .collect(),
+                    None => Vec::new(),
+                };
+                if !why.is_empty() {
+                    return Err(crate::error::Error::Unavailable(why.join("; ")));
                 }
                 return Err(list::no_match(f));
             }
@@ -137,7 +146,7 @@ pub fn run(args: ListArgs, g: &Globals) -> Result<i32> {
         Ok(())
     })?;
     for n in &listing.notes {
-        eprintln!("ruperf: note: {n}");
+        eprintln!("ruperf: note: {}", n.text);
     }
     Ok(0)
 }
