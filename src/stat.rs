@@ -345,15 +345,17 @@ fn run_once(
     let mut rows_done = 0u64;
     let mut exited = vec![false; watched.len()];
     'outer: loop {
+        // Slots: 0 signals, then the child, then watched pids still alive, then the ticker.
         let mut fds = vec![PollFd::new(signals.fd(), PollFlags::POLLIN)];
         if let Some(c) = &child {
             fds.push(PollFd::new(c.pidfd(), PollFlags::POLLIN));
         }
-        for (w, gone) in watched.iter().zip(&exited) {
-            if !gone {
-                fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
-            }
-        }
+        let alive: Vec<usize> = (0..watched.len()).filter(|&i| !exited[i]).collect();
+        fds.extend(
+            alive
+                .iter()
+                .map(|&i| PollFd::new(watched[i].as_fd(), PollFlags::POLLIN)),
+        );
         if let Some(t) = &ticker {
             fds.push(PollFd::new(t.fd(), PollFlags::POLLIN));
         }
@@ -362,33 +364,42 @@ fn run_once(
             Err(e) => return Err(Error::Os(format!("poll: {e}"))),
             Ok(_) => {}
         }
+        // Readiness from this one poll decides everything below: no extra system calls on
+        // the -I path.
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
         drop(fds);
-        for sig in signals.drain() {
-            result.interrupted_by = Some(sig.signo);
-            match &child {
-                // A terminal's ^C already reached the child (same process group); a signal
-                // sent to ruperf alone is passed on.
-                Some(c) if sig.from_process => c.kill(sig.signo),
-                Some(_) => {}
-                None => break 'outer,
-            }
-        }
-        if let Some(c) = &child {
-            if readable(c.pidfd()) {
-                break;
-            }
-        }
-        if !watched.is_empty() {
-            for (i, w) in watched.iter().enumerate() {
-                if !exited[i] && readable(w.as_fd()) {
-                    exited[i] = true;
+        let mut slot = 0;
+        if ready[slot] {
+            for sig in signals.drain() {
+                result.interrupted_by = Some(sig.signo);
+                match &child {
+                    // A terminal's ^C already reached the child (same process group); a signal
+                    // sent to ruperf alone is passed on.
+                    Some(c) if sig.from_process => c.kill(sig.signo),
+                    Some(_) => {}
+                    None => break 'outer,
                 }
             }
-            if exited.iter().all(|&e| e) {
+        }
+        slot += 1;
+        if child.is_some() {
+            if ready[slot] {
                 break;
             }
+            slot += 1;
         }
-        if let Some(t) = &ticker {
+        for &i in &alive {
+            exited[i] |= ready[slot];
+            slot += 1;
+        }
+        if !watched.is_empty() && exited.iter().all(|&e| e) {
+            break;
+        }
+        let tick = ticker.is_some() && ready[slot];
+        if let Some(t) = ticker.as_ref().filter(|_| tick) {
             if t.take() > 0 {
                 let counts = session.read()?;
                 let now = start.elapsed().as_secs_f64();
@@ -459,11 +470,6 @@ fn run_once(
         exit,
         energy,
     })
-}
-
-fn readable(fd: std::os::fd::BorrowedFd<'_>) -> bool {
-    let mut f = [PollFd::new(fd, PollFlags::POLLIN)];
-    matches!(poll(&mut f, PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 #[cfg(test)]
