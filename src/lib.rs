@@ -8,6 +8,8 @@ pub mod cmd;
 pub mod counters;
 pub mod error;
 pub mod output;
+pub mod perfdata;
+pub mod report;
 pub mod stat;
 pub mod sysroot;
 pub mod workload;

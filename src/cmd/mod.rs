@@ -3,6 +3,7 @@
 //! clap types stay in this folder: each subcommand turns its `Args` into a plain config
 //! before calling into the library.
 
+pub mod report;
 pub mod stat;
 
 use std::path::PathBuf;
@@ -63,6 +64,8 @@ impl From<&GlobalArgs> for Globals {
 pub enum Command {
     /// Count events (and energy) while a command runs, or on a pid, or system-wide
     Stat(stat::StatArgs),
+    /// Read a perf.data file (from `ruperf record` or `perf record`) and print a profile
+    Report(report::ReportArgs),
 }
 
 /// Runs the parsed command line; returns the process exit status.
@@ -70,6 +73,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let globals = Globals::from(&cli.global);
     match cli.command {
         Command::Stat(args) => stat::run(args, &globals),
+        Command::Report(args) => report::run(args, &globals),
     }
 }
 
