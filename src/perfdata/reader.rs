@@ -46,6 +46,7 @@ mod feat {
     pub const EVENT_DESC: usize = 12;
 }
 /// Record types this module looks at directly.
+const RECORD_SAMPLE: u32 = 9;
 const RECORD_LOST_SAMPLES: u32 = 13;
 const RECORD_AUXTRACE: u32 = 71;
 /// `PERF_RECORD_MISC_BUILD_ID_SIZE` in a build-id record's misc field.
@@ -231,6 +232,8 @@ pub struct Recording {
     data_start: u64,
     /// Fixed periods per event, for samples without PERF_SAMPLE_PERIOD.
     fixed_period: Vec<u64>,
+    /// (sample_type, read_format) per event.
+    formats: Vec<(u64, u64)>,
     chain: Vec<u64>,
 }
 
@@ -365,7 +368,8 @@ fn walk_records<R: Read + Seek>(
     big: bool,
 ) -> io::Result<(u64, u64, Stop)> {
     src.seek(SeekFrom::Start(start))?;
-    let mut reader = BufReader::with_capacity(1 << 18, src);
+    let cap = (end.saturating_sub(start)).clamp(64, 1 << 18) as usize;
+    let mut reader = BufReader::with_capacity(cap, src);
     let mut pos = start;
     let mut count = 0u64;
     let mut hdr = [0u8; 16];
@@ -804,7 +808,7 @@ impl Recording {
         file.seek(SeekFrom::Start(0))
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
         let view = View {
-            file: BufReader::with_capacity(1 << 18, file),
+            file: BufReader::with_capacity(file_len.clamp(64, 1 << 18) as usize, file),
             file_pos: 0,
             header,
             pass_end: data_end,
@@ -821,6 +825,7 @@ impl Recording {
 
         let mut events = Vec::new();
         let mut fixed_period = Vec::new();
+        let mut formats = Vec::new();
         let raw_attrs: Vec<(u32, u64)> = attrs
             .chunks(h.attr_size as usize)
             .map(|e| (rd_u32(e, big), rd_u64(&e[8..], big)))
@@ -834,6 +839,7 @@ impl Recording {
                 SamplingPolicy::NoSampling => (None, None),
             };
             fixed_period.push(period.unwrap_or(1));
+            formats.push((attr.sample_format.bits(), attr.read_format.bits()));
             events.push(EventInfo {
                 name: a
                     .name()
@@ -894,6 +900,7 @@ impl Recording {
             progress,
             data_start: data_off,
             fixed_period,
+            formats,
             chain: Vec::new(),
         })
     }
@@ -960,6 +967,32 @@ impl Recording {
                 }
                 continue;
             }
+            if raw.record_type.0 == RECORD_SAMPLE {
+                // Decoded here rather than by the crate, whose call-chain length arithmetic
+                // can overflow on corrupted bytes.
+                let body = raw.data.as_slice();
+                let (st, rf) = self.formats.get(attr_index).copied().unwrap_or((0, 0));
+                let Some(d) = decode_sample(&body, st, rf, big, &mut self.chain) else {
+                    stats.bad_records += 1;
+                    continue;
+                };
+                let period = d
+                    .period
+                    .unwrap_or_else(|| self.fixed_period.get(attr_index).copied().unwrap_or(1));
+                stats.records += 1;
+                f(&Record::Sample(Sample {
+                    event: attr_index,
+                    pid: d.pid,
+                    tid: d.tid,
+                    time: d.time,
+                    cpu: d.cpu,
+                    period,
+                    ip: d.ip,
+                    kernel: matches!(raw.misc & 7, 1 | 4),
+                    callchain: &self.chain,
+                }));
+                continue;
+            }
             let parsed = match raw.parse() {
                 Ok(p) => p,
                 Err(_) => {
@@ -968,31 +1001,6 @@ impl Recording {
                 }
             };
             let out = match parsed {
-                EventRecord::Sample(s) => {
-                    self.chain.clear();
-                    if let Some(c) = &s.callchain {
-                        self.chain.reserve(c.len());
-                        for i in 0..c.len() {
-                            if let Some(v) = c.get(i) {
-                                self.chain.push(v);
-                            }
-                        }
-                    }
-                    let period = s
-                        .period
-                        .unwrap_or_else(|| self.fixed_period.get(attr_index).copied().unwrap_or(1));
-                    Record::Sample(Sample {
-                        event: attr_index,
-                        pid: s.pid.unwrap_or(-1),
-                        tid: s.tid.unwrap_or(-1),
-                        time: s.timestamp.unwrap_or(0),
-                        cpu: s.cpu,
-                        period,
-                        ip: s.ip.unwrap_or(0),
-                        kernel: matches!(s.cpu_mode, CpuMode::Kernel | CpuMode::GuestKernel),
-                        callchain: &self.chain,
-                    })
-                }
                 EventRecord::Comm(c) => Record::Comm {
                     pid: c.pid,
                     tid: c.tid,
@@ -1043,6 +1051,87 @@ impl Recording {
         }
         stats
     }
+}
+
+/// The fields of a sample this reader uses.
+#[derive(Debug, Default)]
+struct Decoded {
+    ip: u64,
+    pid: i32,
+    tid: i32,
+    time: u64,
+    cpu: Option<u32>,
+    period: Option<u64>,
+}
+
+/// Decodes a PERF_RECORD_SAMPLE body up to its call chain (into `chain`); `None` when the
+/// body is shorter than its sample_type says.
+fn decode_sample(b: &[u8], st: u64, rf: u64, big: bool, chain: &mut Vec<u64>) -> Option<Decoded> {
+    let mut pos = 0usize;
+    let u64_at = |pos: &mut usize| -> Option<u64> {
+        let v = b.get(*pos..*pos + 8).map(|s| rd_u64(s, big))?;
+        *pos += 8;
+        Some(v)
+    };
+    let mut d = Decoded {
+        pid: -1,
+        tid: -1,
+        ..Default::default()
+    };
+    let has = |bit: u64| st & bit != 0;
+    if has(1 << 16) {
+        u64_at(&mut pos)?; // IDENTIFIER
+    }
+    if has(1) {
+        d.ip = u64_at(&mut pos)?;
+    }
+    if has(2) {
+        let s = b.get(pos..pos + 8)?;
+        d.pid = rd_u32(s, big) as i32;
+        d.tid = rd_u32(&s[4..], big) as i32;
+        pos += 8;
+    }
+    if has(4) {
+        d.time = u64_at(&mut pos)?;
+    }
+    if has(8) {
+        u64_at(&mut pos)?; // ADDR
+    }
+    if has(0x40) {
+        u64_at(&mut pos)?; // ID
+    }
+    if has(0x200) {
+        u64_at(&mut pos)?; // STREAM_ID
+    }
+    if has(0x80) {
+        let s = b.get(pos..pos + 8)?;
+        d.cpu = Some(rd_u32(s, big));
+        pos += 8;
+    }
+    if has(0x100) {
+        d.period = Some(u64_at(&mut pos)?);
+    }
+    if has(0x10) {
+        // READ: one value, or a group of `nr` values, each with optional id and lost.
+        let per_value = 1 + u64::from(rf & 4 != 0) + u64::from(rf & 16 != 0);
+        let times = u64::from(rf & 1 != 0) + u64::from(rf & 2 != 0);
+        let words = if rf & 8 != 0 {
+            let nr = u64_at(&mut pos)?;
+            nr.checked_mul(per_value)?.checked_add(times)?
+        } else {
+            per_value + times
+        };
+        let bytes = usize::try_from(words.checked_mul(8)?).ok()?;
+        pos = pos.checked_add(bytes).filter(|&p| p <= b.len())?;
+    }
+    chain.clear();
+    if has(0x20) {
+        let nr = u64_at(&mut pos)?;
+        let bytes = usize::try_from(nr.checked_mul(8)?).ok()?;
+        let s = b.get(pos..pos.checked_add(bytes)?)?;
+        chain.extend(s.chunks_exact(8).map(|c| rd_u64(c, big)));
+    }
+    Some(d)
 }
 
 /// Reports how far the reading has got; see [`Recording::progress`].
@@ -1112,5 +1201,314 @@ fn default_event_name(attr_type: u32, config: u64) -> String {
         2 => format!("tracepoint:{config}"),
         4 => format!("r{config:x}"),
         t => format!("type{t}/config={config:#x}/"),
+    }
+}
+
+/// Builders of small perf.data files for tests (here and in the report modules).
+#[cfg(test)]
+pub(crate) mod fixture {
+    /// Little- or big-endian byte writer.
+    pub struct W {
+        pub big: bool,
+        pub b: Vec<u8>,
+    }
+
+    impl W {
+        pub fn new(big: bool) -> Self {
+            W { big, b: Vec::new() }
+        }
+        pub fn u16(&mut self, v: u16) -> &mut Self {
+            let x = if self.big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            self.b.extend_from_slice(&x);
+            self
+        }
+        pub fn u32(&mut self, v: u32) -> &mut Self {
+            let x = if self.big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            self.b.extend_from_slice(&x);
+            self
+        }
+        pub fn u64(&mut self, v: u64) -> &mut Self {
+            let x = if self.big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            self.b.extend_from_slice(&x);
+            self
+        }
+        pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
+            self.b.extend_from_slice(v);
+            self
+        }
+        /// A NUL-terminated string padded to 8 bytes.
+        pub fn cstr8(&mut self, s: &str) -> &mut Self {
+            self.b.extend_from_slice(s.as_bytes());
+            let pad = 8 - s.len() % 8;
+            self.b.extend(std::iter::repeat_n(0, pad));
+            self
+        }
+    }
+
+    /// sample_type: IP | TID | TIME | CALLCHAIN | PERIOD.
+    pub const SAMPLE_TYPE: u64 = 0x1 | 0x2 | 0x4 | 0x20 | 0x100;
+
+    fn attr(big: bool) -> Vec<u8> {
+        let mut w = W::new(big);
+        w.u32(1).u32(128).u64(0); // software, size, cpu-clock
+        w.u64(4000).u64(SAMPLE_TYPE).u64(0);
+        w.u64((1 << 8) | (1 << 9) | (1 << 10)); // mmap, comm, freq
+        while w.b.len() < 128 {
+            w.b.push(0);
+        }
+        w.b
+    }
+
+    fn record(big: bool, ty: u32, misc: u16, body: &[u8]) -> Vec<u8> {
+        let mut w = W::new(big);
+        w.u32(ty).u16(misc).u16(8 + body.len() as u16).bytes(body);
+        w.b
+    }
+
+    /// The data section: COMM and MMAP for pid 42, `n` samples with 3-frame call chains
+    /// (one kernel frame), and FINISHED_ROUND records.
+    pub fn data(big: bool, n: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut c = W::new(big);
+        c.u32(42).u32(42).cstr8("hotprog");
+        out.extend(record(big, 3, 0, &c.b));
+        let mut m = W::new(big);
+        m.u32(42)
+            .u32(42)
+            .u64(0x400000)
+            .u64(0x1000)
+            .u64(0)
+            .cstr8("/nonexistent/hotprog");
+        out.extend(record(big, 1, 2, &m.b));
+        for i in 0..n {
+            let mut s = W::new(big);
+            let ip = 0x400100 + (i % 3) * 0x10;
+            s.u64(ip).u32(42).u32(42).u64(1000 + i).u64(250_000);
+            s.u64(5)
+                .u64((-128i64) as u64)
+                .u64(0xffff_ffff_8100_0000)
+                .u64((-512i64) as u64)
+                .u64(ip)
+                .u64(0x400800);
+            out.extend(record(big, 9, 2, &s.b));
+            if i % 4 == 3 {
+                out.extend(record(big, 68, 0, &[]));
+            }
+        }
+        let mut l = W::new(big);
+        l.u64(7).u64(3);
+        out.extend(record(big, 2, 0, &l.b));
+        out
+    }
+
+    /// A whole perf.data file with `n` samples; `data_size` overrides the header's data size.
+    pub fn file(big: bool, n: u64, data_size: Option<u64>) -> Vec<u8> {
+        let attr = attr(big);
+        let data = data(big, n);
+        let attrs_at = 104u64;
+        let data_at = attrs_at + 144;
+        let data_end = data_at + data.len() as u64;
+        // Feature sections: HOSTNAME (3) and EVENT_DESC (12).
+        let mut host = W::new(big);
+        host.u32(8).bytes(b"testhost");
+        let mut desc = W::new(big);
+        desc.u32(1).u32(128).bytes(&attr).u32(1).u32(16);
+        desc.bytes(b"cpu-clock:ppp\0\0\0").u64(7);
+        let table_at = data_end;
+        let host_at = table_at + 32;
+        let desc_at = host_at + host.b.len() as u64;
+        let mut w = W::new(big);
+        w.bytes(if big { b"2ELIFREP" } else { b"PERFILE2" });
+        w.u64(104).u64(144);
+        w.u64(attrs_at).u64(144);
+        w.u64(data_at).u64(data_size.unwrap_or(data.len() as u64));
+        w.u64(0).u64(0);
+        w.u64((1 << 3) | (1 << 12)).u64(0).u64(0).u64(0);
+        w.bytes(&attr).u64(0).u64(0);
+        w.bytes(&data);
+        w.u64(host_at).u64(host.b.len() as u64);
+        w.u64(desc_at).u64(desc.b.len() as u64);
+        w.bytes(&host.b).bytes(&desc.b);
+        w.b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ruperf-reader-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        // Overwrite in place rather than truncate to zero: ext4 flushes files that are
+        // truncated and rewritten, which would make these thousands of small writes slow.
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&p)
+            .unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        f.set_len(bytes.len() as u64).unwrap();
+        p
+    }
+
+    #[derive(Debug, Default, PartialEq)]
+    struct Seen {
+        samples: u64,
+        comms: Vec<String>,
+        mmaps: u64,
+        lost: u64,
+        chain_len: usize,
+        period: u64,
+    }
+
+    fn read_all(p: &Path) -> Result<(Seen, Vec<String>, Meta)> {
+        let mut r = Recording::open(p)?;
+        let mut seen = Seen::default();
+        r.for_each(|rec| match rec {
+            Record::Sample(s) => {
+                seen.samples += 1;
+                seen.period += s.period;
+                seen.chain_len = seen.chain_len.max(s.callchain.len());
+            }
+            Record::Comm { name, .. } => seen.comms.push(String::from_utf8_lossy(name).into()),
+            Record::Mmap(_) => seen.mmaps += 1,
+            Record::Lost { count } => seen.lost += count,
+            _ => {}
+        });
+        Ok((seen, r.warnings().to_vec(), r.meta().clone()))
+    }
+
+    #[test]
+    fn reads_both_endiannesses_alike() {
+        for big in [false, true] {
+            let p = scratch(&format!("ok-{big}"), &fixture::file(big, 10, None));
+            let (seen, warnings, meta) = read_all(&p).unwrap();
+            assert!(warnings.is_empty(), "{warnings:?}");
+            assert_eq!(meta.big_endian, big);
+            assert_eq!(meta.events.len(), 1);
+            assert_eq!(meta.events[0].name, "cpu-clock:ppp");
+            assert!(meta.events[0].callchain);
+            assert_eq!(meta.hostname.as_deref(), Some("testhost"));
+            assert_eq!(seen.samples, 10);
+            assert_eq!(seen.period, 2_500_000);
+            assert_eq!(seen.comms, vec!["hotprog".to_string()]);
+            assert_eq!(seen.mmaps, 1);
+            assert_eq!(seen.lost, 3);
+            assert_eq!(seen.chain_len, 5);
+            assert!(!meta.truncated);
+        }
+    }
+
+    #[test]
+    fn unfinished_header_reads_to_last_complete_record() {
+        // A killed recorder leaves data size 0 and no feature sections.
+        let full = fixture::file(false, 10, Some(0));
+        let data_end = full.len() - 32 - 12 - (8 + 128 + 8 + 16 + 8);
+        let cut = &full[..data_end - 5];
+        let p = scratch("killed", cut);
+        let (seen, warnings, meta) = read_all(&p).unwrap();
+        assert!(meta.truncated);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("cut short"), "{warnings:?}");
+        // The last record (LOST) is incomplete; all samples are there.
+        assert_eq!(seen.samples, 10);
+        assert_eq!(seen.lost, 0);
+        // Data size larger than the file: the same.
+        let p = scratch("oversized", &fixture::file(false, 10, Some(1 << 40)));
+        let (seen, warnings, _) = read_all(&p).unwrap();
+        assert_eq!(seen.samples, 10);
+        assert!(!warnings.is_empty());
+    }
+
+    #[test]
+    fn not_perf_data_and_missing_file() {
+        let p = scratch("text", b"hello, this is not a perf.data file at all");
+        let e = Recording::open(&p).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::DATAERR);
+        assert!(e.to_string().contains("not a perf.data file"), "{e}");
+        let e = Recording::open(Path::new("/nonexistent/perf.data")).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::NOINPUT);
+        assert!(e.to_string().contains("ruperf record"), "{e}");
+        let mut v1 = fixture::file(false, 1, None);
+        v1[..8].copy_from_slice(b"PERFFILE");
+        let e = Recording::open(&scratch("v1", &v1)).unwrap_err();
+        assert!(e.to_string().contains("version 1"), "{e}");
+    }
+
+    /// Opening and reading must end in a result or an error for any bytes: never a panic, a
+    /// hang or an allocation beyond the file's size.
+    fn survives(name: &str, bytes: &[u8]) -> Option<Seen> {
+        let p = scratch(name, bytes);
+        read_all(&p).ok().map(|r| r.0)
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_or_a_partial_read() {
+        for big in [false, true] {
+            let full = fixture::file(big, 6, None);
+            for cut in 0..full.len() {
+                if let Some(seen) = survives("trunc", &full[..cut]) {
+                    assert!(seen.samples <= 6, "cut at {cut}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_bit_flip_is_survived() {
+        let full = fixture::file(false, 4, None);
+        for bit in 0..full.len() * 8 {
+            let mut b = full.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            if let Some(seen) = survives("flip", &b) {
+                assert!(seen.samples <= 8, "bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn random_bytes_are_survived() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let template = fixture::file(false, 4, None);
+        for round in 0..1500 {
+            let len = (next() % 700) as usize;
+            let mut b: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Half of them look like perf.data: a valid magic and header size, or the whole
+            // template with a random run of bytes overwritten (hits length fields).
+            if round % 2 == 0 && b.len() >= 16 {
+                b[..8].copy_from_slice(b"PERFILE2");
+                b[8..16].copy_from_slice(&104u64.to_le_bytes());
+            }
+            if round % 3 == 0 {
+                b = template.clone();
+                let at = (next() as usize) % b.len();
+                let n = 1 + (next() as usize) % 16;
+                for i in at..(at + n).min(b.len()) {
+                    b[i] = next() as u8;
+                }
+            }
+            survives("random", &b);
+        }
     }
 }
