@@ -12,6 +12,7 @@ pub mod list;
 pub mod output;
 pub mod perfdata;
 pub mod record;
+pub mod report;
 pub mod selftest;
 pub mod stat;
 pub mod sysroot;

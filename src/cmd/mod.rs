@@ -6,6 +6,7 @@
 pub mod completions;
 pub mod list;
 pub mod record;
+pub mod report;
 pub mod stat;
 pub mod test;
 
@@ -76,6 +77,8 @@ pub enum Command {
     Stat(stat::StatArgs),
     /// Sample a command, processes or CPUs into perf.data (readable by perf report)
     Record(record::RecordArgs),
+    /// Read a perf.data file (from `ruperf record` or `perf record`) and print a profile
+    Report(report::ReportArgs),
     /// List events and energy domains; with --available, test which really work here
     List(list::ListArgs),
     /// Self-tests: what ruperf can measure on this machine, and how to fix what it cannot
@@ -90,6 +93,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Stat(args) => stat::run(args, &globals),
         Command::Record(args) => record::run(args, &globals),
+        Command::Report(args) => report::run(args, &globals),
         Command::List(args) => list::run(args, &globals),
         Command::Test(args) => test::run(args, &globals),
         Command::Completions(args) => completions::run(args, &globals),

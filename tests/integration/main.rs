@@ -12,6 +12,7 @@ mod docs;
 mod energy;
 mod list;
 mod record;
+mod report;
 mod selftest;
 mod stat;
 mod stat_energy;

@@ -1,0 +1,270 @@
+//! `ruperf report`: read a perf.data file and print perf-style reports.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::Globals;
+use crate::error::{Error, Result};
+use crate::report::{self, Config, Format, GraphMode, Order, SortKey};
+
+/// Output formats of `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// perf report --stdio text (the default)
+    Stdio,
+    /// JSON document (see docs/report-json.md)
+    Json,
+    /// Collapsed stacks for flame-graph tools: `comm;caller;…;callee COUNT`
+    Folded,
+    /// perf script text, one block per sample (imported by the Firefox profiler and speedscope)
+    Script,
+}
+
+/// Arguments of `ruperf report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Input file
+    #[arg(
+        short = 'i',
+        long = "input",
+        value_name = "FILE",
+        default_value = "perf.data"
+    )]
+    pub input: PathBuf,
+    /// Text output (the only interactive-free mode; accepted for perf compatibility)
+    #[arg(long)]
+    pub stdio: bool,
+    /// Show Children and Self columns (the default when samples have call chains)
+    #[arg(long, overrides_with = "no_children")]
+    pub children: bool,
+    /// Show only the Self overhead (one Overhead column)
+    #[arg(long)]
+    pub no_children: bool,
+    /// Sort and group by these keys: comm, pid, dso, sym
+    #[arg(short = 's', long, value_name = "KEYS", default_value = "comm,dso,sym")]
+    pub sort: String,
+    /// Call graph: [graph|fractal|folded|none][,MIN_PERCENT][,caller|callee] (perf's -g)
+    #[arg(
+        short = 'g',
+        long = "call-graph",
+        value_name = "SPEC",
+        num_args = 0..=1,
+        default_missing_value = "graph",
+        require_equals = false
+    )]
+    pub call_graph: Option<String>,
+    /// Hide entries below this percentage
+    #[arg(long, value_name = "PCT", default_value_t = 0.0)]
+    pub percent_limit: f64,
+    /// Show the number of samples of each entry
+    #[arg(short = 'n', long = "show-nr-samples")]
+    pub show_nr_samples: bool,
+    /// Print the recording's header information (host, kernel, command line, events)
+    #[arg(long)]
+    pub header: bool,
+    /// Only these commands (comma-separated)
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub comms: Option<Vec<String>>,
+    /// Only these shared objects (comma-separated, short names as shown)
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub dsos: Option<Vec<String>>,
+    /// Only these symbols (comma-separated)
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub symbols: Option<Vec<String>>,
+    /// Output format
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<FormatArg>,
+    /// Same as --format json
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Same as --format script (the output of `perf script`)
+    #[arg(long, conflicts_with_all = ["format", "json"])]
+    pub script: bool,
+    /// Write a flame graph of the samples to this SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
+}
+
+/// Parses perf's `-g` value: comma-separated output type, threshold and order, in any order.
+fn parse_call_graph(spec: &str) -> Result<(GraphMode, Option<f64>, Option<Order>)> {
+    let mut mode = GraphMode::Graph;
+    let mut min = None;
+    let mut order = None;
+    for tok in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match tok {
+            "graph" => mode = GraphMode::Graph,
+            "fractal" => mode = GraphMode::Fractal,
+            "folded" => mode = GraphMode::Folded,
+            "none" => mode = GraphMode::None,
+            "caller" => order = Some(Order::Caller),
+            "callee" => order = Some(Order::Callee),
+            // perf's key and value fields: only functions and percentages are supported.
+            "function" | "percent" => {}
+            t => match t.parse::<f64>() {
+                Ok(v) if (0.0..=100.0).contains(&v) => min = Some(v),
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "invalid --call-graph value `{t}` (use graph, fractal, folded or none, a threshold percentage, and caller or callee)"
+                    )))
+                }
+            },
+        }
+    }
+    Ok((mode, min, order))
+}
+
+impl ReportArgs {
+    fn config(&self, g: &Globals) -> Result<Config> {
+        let mut sort = Vec::new();
+        for k in self.sort.split(',').filter(|k| !k.trim().is_empty()) {
+            let key = SortKey::parse(k).ok_or_else(|| {
+                Error::Usage(format!(
+                    "unknown --sort key `{}` (use comm, pid, dso and sym)",
+                    k.trim()
+                ))
+            })?;
+            if !sort.contains(&key) {
+                sort.push(key);
+            }
+        }
+        if sort.is_empty() {
+            return Err(Error::Usage(
+                "--sort needs at least one key (comm, pid, dso, sym)".into(),
+            ));
+        }
+        let (graph, min, order) = match &self.call_graph {
+            Some(spec) => parse_call_graph(spec)?,
+            None => (GraphMode::Graph, None, None),
+        };
+        if !(0.0..=100.0).contains(&self.percent_limit) {
+            return Err(Error::Usage(format!(
+                "--percent-limit {} is not a percentage between 0 and 100",
+                self.percent_limit
+            )));
+        }
+        let format = if self.json {
+            Format::Json
+        } else if self.script {
+            Format::Script
+        } else {
+            match self.format {
+                Some(FormatArg::Json) => Format::Json,
+                Some(FormatArg::Folded) => Format::Folded,
+                Some(FormatArg::Script) => Format::Script,
+                Some(FormatArg::Stdio) | None => Format::Stdio,
+            }
+        };
+        Ok(Config {
+            input: self.input.clone(),
+            sort,
+            children: if self.no_children {
+                Some(false)
+            } else if self.children {
+                Some(true)
+            } else {
+                None
+            },
+            graph,
+            graph_min_percent: min.unwrap_or(0.5),
+            order,
+            percent_limit: self.percent_limit,
+            show_samples: self.show_nr_samples,
+            header: self.header,
+            comms: self.comms.clone(),
+            dsos: self.dsos.clone(),
+            symbols: self.symbols.clone(),
+            format,
+            flamegraph: self.flamegraph.clone(),
+            sysroot: g.sysroot.clone(),
+            progress: std::io::stderr().is_terminal(),
+        })
+    }
+}
+
+fn warn_all(warnings: &[String]) {
+    let mut e = std::io::stderr().lock();
+    for w in warnings {
+        let _ = writeln!(e, "ruperf: warning: {w}");
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::io("writing the report", e)),
+    }
+}
+
+/// Runs `ruperf report`.
+pub fn run(args: ReportArgs, g: &Globals) -> Result<i32> {
+    let cfg = args.config(g)?;
+    if cfg.format == Format::Script {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let warnings = report::formats::script(&cfg, &mut out)?;
+        match out.flush() {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => return Err(Error::io("writing the script output", e)),
+        }
+        warn_all(&warnings);
+        return Ok(0);
+    }
+    let resolved = report::load(&cfg)?;
+    warn_all(&resolved.warnings);
+    if let Some(svg) = &cfg.flamegraph {
+        let lines = report::formats::folded_lines(&resolved, &cfg);
+        let title = format!("ruperf report {}", cfg.input.display());
+        report::formats::flamegraph(&lines, &title, svg)?;
+        if args.format.is_none() && !args.json {
+            return Ok(0);
+        }
+    }
+    match cfg.format {
+        Format::Folded => {
+            let mut s = report::formats::folded_lines(&resolved, &cfg).join("\n");
+            if !s.is_empty() {
+                s.push('\n');
+            }
+            emit(&s)?;
+        }
+        Format::Json => emit(&report::formats::json(&report::build(&resolved, &cfg)))?,
+        Format::Stdio | Format::Script => {
+            let r = report::build(&resolved, &cfg);
+            if r.sections.is_empty() {
+                emit(&report::stdio::render(&r))?;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "ruperf: warning: {}: no samples",
+                    cfg.input.display()
+                );
+            } else {
+                emit(&report::stdio::render(&r))?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_graph_specs() {
+        assert_eq!(
+            parse_call_graph("caller").unwrap(),
+            (GraphMode::Graph, None, Some(Order::Caller))
+        );
+        assert_eq!(
+            parse_call_graph("fractal,0.1,callee,function,percent").unwrap(),
+            (GraphMode::Fractal, Some(0.1), Some(Order::Callee))
+        );
+        assert!(parse_call_graph("bogus").is_err());
+    }
+}

@@ -1,0 +1,398 @@
+//! Report entries with Children/Self accumulation, per-entry call trees, and perf's call-graph
+//! text layout.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::aggregate::EventTotals;
+use super::{Config, Entry, GraphMode, Order, Resolved, SortKey};
+
+/// A node of an entry's call tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallNode {
+    /// Symbol name.
+    pub symbol: String,
+    /// Shared object.
+    pub dso: String,
+    /// Sum of periods through this node.
+    pub period: u64,
+    /// `period` as a percentage of the event's total.
+    pub percent: f64,
+    /// Period of the chains that end at this node.
+    pub ends: u64,
+    /// Children above the threshold, largest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<CallNode>,
+    /// Number of children before the threshold was applied.
+    #[serde(skip)]
+    pub all_children: usize,
+}
+
+#[derive(Debug, Default)]
+struct TNode {
+    sym: u32,
+    hits: u64,
+    ends: u64,
+    children: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct Tree {
+    nodes: Vec<TNode>,
+}
+
+impl Tree {
+    fn new() -> Self {
+        Tree {
+            nodes: vec![TNode::default()],
+        }
+    }
+
+    fn insert(&mut self, path: impl Iterator<Item = u32>, w: u64) {
+        let mut cur = 0usize;
+        self.nodes[0].hits += w;
+        for s in path {
+            let found = self.nodes[cur]
+                .children
+                .iter()
+                .copied()
+                .find(|&c| self.nodes[c as usize].sym == s);
+            let next = match found {
+                Some(c) => c as usize,
+                None => {
+                    let id = self.nodes.len();
+                    self.nodes.push(TNode {
+                        sym: s,
+                        ..Default::default()
+                    });
+                    self.nodes[cur].children.push(id as u32);
+                    id
+                }
+            };
+            self.nodes[next].hits += w;
+            cur = next;
+        }
+        self.nodes[cur].ends += w;
+    }
+
+    fn export(&self, r: &Resolved, at: usize, min_hits: u64, total: u64) -> Vec<CallNode> {
+        let mut kids: Vec<usize> = self.nodes[at]
+            .children
+            .iter()
+            .map(|&c| c as usize)
+            .filter(|&c| self.nodes[c].hits >= min_hits.max(1))
+            .collect();
+        kids.sort_by(|&a, &b| {
+            let (a, b) = (&self.nodes[a], &self.nodes[b]);
+            b.hits.cmp(&a.hits).then(a.sym.cmp(&b.sym))
+        });
+        kids.into_iter()
+            .map(|idx| {
+                let n = &self.nodes[idx];
+                let sym = &r.syms[n.sym as usize];
+                CallNode {
+                    symbol: sym.name.clone(),
+                    dso: sym.dso.clone(),
+                    period: n.hits,
+                    percent: pct(n.hits, total),
+                    ends: n.ends,
+                    children: self.export(r, idx, min_hits, total),
+                    all_children: n.children.len(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn pct(part: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / total as f64
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    comm: Option<u32>,
+    pid: Option<i32>,
+    dso: Option<u32>,
+    sym: Option<u32>,
+}
+
+#[derive(Debug)]
+struct Acc {
+    self_period: u64,
+    children_period: u64,
+    samples: u64,
+    sym: u32,
+    comm: u32,
+    pid: i32,
+    tree: Option<Tree>,
+}
+
+/// Builds the sorted, filtered entries of one event.
+pub(super) fn entries(
+    r: &Resolved,
+    cfg: &Config,
+    event: u32,
+    children: bool,
+    order: Order,
+    graph: Option<GraphMode>,
+    totals: EventTotals,
+) -> Vec<Entry> {
+    let has = |k: SortKey| cfg.sort.contains(&k);
+    let (k_comm, k_pid, k_dso, k_sym) = (
+        has(SortKey::Comm),
+        has(SortKey::Pid),
+        has(SortKey::Dso),
+        has(SortKey::Sym),
+    );
+    let mut dso_ids: HashMap<&str, u32> = HashMap::new();
+    let sym_dso: Vec<u32> = r
+        .syms
+        .iter()
+        .map(|s| {
+            let n = dso_ids.len() as u32;
+            *dso_ids.entry(s.dso.as_str()).or_insert(n)
+        })
+        .collect();
+    let key_of = |comm: u32, pid: i32, sym: u32| Key {
+        comm: (k_comm || k_pid).then_some(comm),
+        pid: k_pid.then_some(pid),
+        dso: k_dso.then(|| sym_dso[sym as usize]),
+        sym: k_sym.then_some(sym),
+    };
+    let want_tree = graph.is_some() && cfg.format != super::Format::Folded;
+    let mut accs: HashMap<Key, Acc> = HashMap::new();
+    let mut frames = Vec::new();
+    let mut syms: Vec<u32> = Vec::new();
+    let mut seen: Vec<Key> = Vec::new();
+    for st in r.profile.stacks.iter().filter(|s| s.event == event) {
+        r.profile.stack_frames(st.node, &mut frames);
+        syms.clear();
+        syms.extend(frames.iter().map(|&f| r.frame_sym[f as usize]));
+        let Some(&leaf) = syms.first() else { continue };
+        let leaf_key = key_of(st.comm, st.pid, leaf);
+        let a = accs.entry(leaf_key).or_insert_with(|| Acc {
+            self_period: 0,
+            children_period: 0,
+            samples: 0,
+            sym: leaf,
+            comm: st.comm,
+            pid: st.pid,
+            tree: want_tree.then(Tree::new),
+        });
+        a.self_period += st.period;
+        a.samples += st.samples;
+        if children {
+            a.children_period += st.period;
+        }
+        if let Some(t) = a.tree.as_mut() {
+            match order {
+                Order::Callee => t.insert(syms.iter().copied(), st.period),
+                Order::Caller => t.insert(syms.iter().rev().copied(), st.period),
+            }
+        }
+        if !children {
+            continue;
+        }
+        seen.clear();
+        seen.push(leaf_key);
+        let n = syms.len();
+        for step in 0..n {
+            // Caller order visits from the root, callee order from the leaf.
+            let i = match order {
+                Order::Caller => n - 1 - step,
+                Order::Callee => step,
+            };
+            let s = syms[i];
+            let k = key_of(st.comm, st.pid, s);
+            if seen.contains(&k) {
+                continue;
+            }
+            seen.push(k);
+            let a = accs.entry(k).or_insert_with(|| Acc {
+                self_period: 0,
+                children_period: 0,
+                samples: 0,
+                sym: s,
+                comm: st.comm,
+                pid: st.pid,
+                tree: want_tree.then(Tree::new),
+            });
+            a.children_period += st.period;
+            if let Some(t) = a.tree.as_mut() {
+                match order {
+                    Order::Caller => t.insert(syms[..=i].iter().rev().copied(), st.period),
+                    Order::Callee => t.insert(syms[i..].iter().copied(), st.period),
+                }
+            }
+        }
+    }
+    let total = totals.period;
+    let min_hits = (total as f64 * cfg.graph_min_percent / 100.0).ceil() as u64;
+    let mut out: Vec<Entry> = accs
+        .into_values()
+        .filter_map(|a| {
+            let sym = &r.syms[a.sym as usize];
+            let comm = &r.profile.comms[a.comm as usize];
+            if !super::entry_passes(cfg, comm, sym, None) {
+                return None;
+            }
+            let first = if children {
+                a.children_period
+            } else {
+                a.self_period
+            };
+            if pct(first, total) < cfg.percent_limit {
+                return None;
+            }
+            Some(Entry {
+                children: children.then(|| pct(a.children_period, total)),
+                self_pct: pct(a.self_period, total),
+                children_period: children.then_some(a.children_period),
+                self_period: a.self_period,
+                samples: a.samples,
+                comm: (k_comm || k_pid).then(|| comm.clone()),
+                pid: k_pid.then_some(a.pid),
+                dso: k_dso.then(|| sym.dso.clone()),
+                symbol: k_sym.then(|| sym.name.clone()),
+                kernel: sym.kernel,
+                callchain: a
+                    .tree
+                    .as_ref()
+                    .map(|t| t.export(r, 0, min_hits, total))
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        let fa = a.children_period.unwrap_or(a.self_period);
+        let fb = b.children_period.unwrap_or(b.self_period);
+        fb.cmp(&fa)
+            .then(b.self_period.cmp(&a.self_period))
+            .then_with(|| a.comm.cmp(&b.comm))
+            .then_with(|| a.dso.cmp(&b.dso))
+            .then_with(|| a.symbol.cmp(&b.symbol))
+    });
+    out
+}
+
+/// Prints an entry's call tree the way `perf report --stdio` does.
+pub fn print_graph(
+    out: &mut String,
+    roots: &[CallNode],
+    entry_period: u64,
+    total: u64,
+    mode: GraphMode,
+) {
+    const MARGIN: usize = 12;
+    if roots.is_empty() {
+        return;
+    }
+    let mut margin = MARGIN;
+    let mut level: &[CallNode] = roots;
+    let mut parent_hits = entry_period;
+    if roots.len() == 1 && roots[0].period == entry_period {
+        // One chain covering the whole entry: no percentage, "---" prefix.
+        let chain = compressed(&roots[0]);
+        for (j, n) in chain.iter().enumerate() {
+            pad(out, margin);
+            if j == 0 {
+                out.push_str("|\n");
+                pad(out, margin);
+                out.push_str("---");
+            } else {
+                out.push_str("   ");
+            }
+            out.push_str(&n.symbol);
+            out.push('\n');
+        }
+        margin += 3;
+        let last = chain[chain.len() - 1];
+        level = &last.children;
+        parent_hits = last.period;
+    }
+    let mask = vec![true];
+    print_level(out, level, &mask, margin, total, parent_hits, mode);
+    out.push('\n');
+}
+
+fn pad(out: &mut String, mut n: usize) {
+    const SPACES: &str = "                                ";
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        out.push_str(&SPACES[..k]);
+        n -= k;
+    }
+}
+
+/// The run of nodes printed as one block: a node continues into its only child while no
+/// chain ends at it.
+fn compressed(n: &CallNode) -> Vec<&CallNode> {
+    let mut v = vec![n];
+    let mut cur = n;
+    while cur.all_children == 1 && cur.ends == 0 && cur.children.len() == 1 {
+        cur = &cur.children[0];
+        v.push(cur);
+    }
+    v
+}
+
+fn print_level(
+    out: &mut String,
+    kids: &[CallNode],
+    mask: &[bool],
+    margin: usize,
+    total: u64,
+    parent_hits: u64,
+    mode: GraphMode,
+) {
+    let depth = mask.len();
+    for (i, child) in kids.iter().enumerate() {
+        let last = i + 1 == kids.len();
+        // Separator line with the mask as it was.
+        pad(out, margin);
+        for &m in mask.iter() {
+            out.push_str(if m { "|          " } else { "           " });
+        }
+        out.push('\n');
+        let mut new_mask = mask.to_vec();
+        if last {
+            new_mask[depth - 1] = false;
+        }
+        let chain = compressed(child);
+        for (j, n) in chain.iter().enumerate() {
+            pad(out, margin);
+            for (k, &m) in new_mask.iter().enumerate() {
+                out.push(if m { '|' } else { ' ' });
+                if j == 0 && k == depth - 1 {
+                    let base = if mode == GraphMode::Fractal {
+                        parent_hits
+                    } else {
+                        total
+                    };
+                    let _ = write!(out, "--{:.2}%--", pct(child.period, base));
+                } else {
+                    out.push_str("          ");
+                }
+            }
+            out.push_str(&n.symbol);
+            out.push('\n');
+        }
+        let end = chain[chain.len() - 1];
+        new_mask.push(true);
+        print_level(
+            out,
+            &end.children,
+            &new_mask,
+            margin,
+            total,
+            end.period,
+            mode,
+        );
+    }
+}

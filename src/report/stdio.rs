@@ -1,0 +1,224 @@
+//! The `perf report --stdio` text layout.
+
+use std::fmt::Write;
+
+use super::callgraph::print_graph;
+use super::{Entry, GraphMode, Report, Section, SortKey};
+
+/// perf's short sample counts: 5038 → "5K".
+fn short_count(n: u64) -> String {
+    if n > 1_000_000_000 {
+        format!("{}G", n / 1_000_000_000)
+    } else if n > 1_000_000 {
+        format!("{}M", n / 1_000_000)
+    } else if n > 1000 {
+        format!("{}K", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+fn column_name(k: SortKey) -> &'static str {
+    match k {
+        SortKey::Comm => "Command",
+        SortKey::Pid => "Pid:Command",
+        SortKey::Dso => "Shared Object",
+        SortKey::Sym => "Symbol",
+    }
+}
+
+fn column_value(k: SortKey, e: &Entry) -> String {
+    match k {
+        SortKey::Comm => e.comm.clone().unwrap_or_default(),
+        SortKey::Pid => format!(
+            "{:>7}:{}",
+            e.pid.unwrap_or(-1),
+            e.comm.as_deref().unwrap_or("")
+        ),
+        SortKey::Dso => e.dso.clone().unwrap_or_default(),
+        SortKey::Sym => format!(
+            "[{}] {}",
+            if e.kernel { 'k' } else { '.' },
+            e.symbol.as_deref().unwrap_or("")
+        ),
+    }
+}
+
+fn header_info(r: &Report, out: &mut String) {
+    let m = &r.meta;
+    out.push_str("# ========\n");
+    let _ = writeln!(out, "# data size : {}", m.data_size);
+    if let Some(h) = &m.hostname {
+        let _ = writeln!(out, "# hostname : {h}");
+    }
+    if let Some(v) = &m.os_release {
+        let _ = writeln!(out, "# os release : {v}");
+    }
+    if let Some(v) = &m.perf_version {
+        let _ = writeln!(out, "# perf version : {v}");
+    }
+    if let Some(v) = &m.arch {
+        let _ = writeln!(out, "# arch : {v}");
+    }
+    if let Some((online, avail)) = m.nr_cpus {
+        let _ = writeln!(out, "# nrcpus online : {online}");
+        let _ = writeln!(out, "# nrcpus avail : {avail}");
+    }
+    if let Some(v) = &m.cpu_desc {
+        let _ = writeln!(out, "# cpudesc : {v}");
+    }
+    if !m.cmdline.is_empty() {
+        let _ = writeln!(out, "# cmdline : {}", m.cmdline.join(" "));
+    }
+    for e in &m.events {
+        let mut line = format!(
+            "# event : name = {}, type = {}, config = {:#x}",
+            e.name, e.attr_type, e.config
+        );
+        if let Some(f) = e.frequency {
+            let _ = write!(line, ", sample_freq = {f}");
+        }
+        if let Some(p) = e.period {
+            let _ = write!(line, ", sample_period = {p}");
+        }
+        if e.callchain {
+            line.push_str(", sample_type = CALLCHAIN");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    for b in &m.build_ids {
+        let _ = writeln!(out, "# build id : {} {}", b.build_id, b.path);
+    }
+    out.push_str("# ========\n#\n");
+}
+
+/// Renders the report as `perf report --stdio` does.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    if r.header {
+        header_info(r, &mut out);
+    } else {
+        out.push_str(
+            "# To display the perf.data header info, please use --header/--header-only options.\n#\n",
+        );
+    }
+    let _ = write!(out, "#\n# Total Lost Samples: {}\n#\n", r.lost_samples);
+    for s in &r.sections {
+        section(r, s, &mut out);
+    }
+    out
+}
+
+fn section(r: &Report, s: &Section, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# Samples: {} of event '{}'",
+        short_count(s.samples),
+        s.event
+    );
+    let _ = write!(out, "# Event count (approx.): {}\n#\n", s.event_count);
+    // Columns: percentages, optional sample count, then the sort keys.
+    let mut heads: Vec<(String, usize, bool)> = Vec::new(); // (title, width, right-aligned)
+    if r.children {
+        heads.push(("Children".into(), 8, true));
+        heads.push(("Self".into(), 8, true));
+    } else {
+        heads.push(("Overhead".into(), 8, true));
+    }
+    if r.show_samples {
+        heads.push(("Samples".into(), 12, true));
+    }
+    let keys: Vec<SortKey> = r.sort.clone();
+    let values: Vec<Vec<String>> = s
+        .entries
+        .iter()
+        .map(|e| keys.iter().map(|&k| column_value(k, e)).collect())
+        .collect();
+    for (i, &k) in keys.iter().enumerate() {
+        let w = values
+            .iter()
+            .map(|v| v[i].chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(column_name(k).len());
+        heads.push((column_name(k).into(), w, false));
+    }
+    let mut title = String::from("#");
+    let mut dots = String::from("#");
+    for (name, w, right) in &heads {
+        if *right {
+            let _ = write!(title, " {name:>w$} ");
+        } else {
+            let _ = write!(title, " {name:<w$} ");
+        }
+        let _ = write!(dots, " {} ", ".".repeat(*w));
+    }
+    out.push_str(title.trim_end());
+    out.push('\n');
+    out.push_str(dots.trim_end());
+    out.push_str("\n#\n");
+    let graph = r.graph.filter(|g| *g != GraphMode::None);
+    for (e, vals) in s.entries.iter().zip(&values) {
+        let mut line = String::from(" ");
+        let mut cells: Vec<String> = Vec::new();
+        if let Some(c) = e.children {
+            cells.push(format!("{c:.2}%"));
+        }
+        cells.push(format!("{:.2}%", e.self_pct));
+        if r.show_samples {
+            cells.push(e.samples.to_string());
+        }
+        cells.extend(vals.iter().cloned());
+        for ((_, w, right), cell) in heads.iter().zip(&cells) {
+            if *right {
+                let _ = write!(line, " {cell:>w$} ");
+            } else {
+                let _ = write!(line, " {cell:<w$} ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+        if let Some(mode) = graph {
+            if mode == GraphMode::Folded {
+                folded_chains(out, &e.callchain, s.event_count);
+            } else {
+                let entry_period = e.children_period.unwrap_or(e.self_period);
+                print_graph(out, &e.callchain, entry_period, s.event_count, mode);
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// perf's `-g folded`: each chain on one line after its percentage.
+fn folded_chains(out: &mut String, roots: &[super::callgraph::CallNode], total: u64) {
+    fn walk(n: &super::callgraph::CallNode, path: &mut Vec<String>, out: &mut String, total: u64) {
+        path.push(n.symbol.clone());
+        if n.ends > 0 {
+            let pct = n.ends as f64 * 100.0 / total.max(1) as f64;
+            let _ = writeln!(out, "{pct:.2}% {}", path.join(";"));
+        }
+        for c in &n.children {
+            walk(c, path, out, total);
+        }
+        path.pop();
+    }
+    let mut path = Vec::new();
+    for r in roots {
+        walk(r, &mut path, out, total);
+    }
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_counts_like_perf() {
+        assert_eq!(short_count(999), "999");
+        assert_eq!(short_count(1000), "1000");
+        assert_eq!(short_count(5038), "5K");
+        assert_eq!(short_count(12_345_678), "12M");
+    }
+}
