@@ -96,6 +96,11 @@ pub fn all() -> Vec<SelfTest> {
             run: t_sampling,
         },
         SelfTest {
+            name: "record → report round trip",
+            capability: "reports (report)",
+            run: t_roundtrip,
+        },
+        SelfTest {
             name: "RAPL through the perf power PMU",
             capability: "CPU energy (perf power PMU)",
             run: t_rapl_perf,
@@ -351,6 +356,72 @@ fn t_sampling(c: &Ctx) -> Outcome {
             s.progress.samples, s.progress.lost
         )),
         Err(e) => Outcome::Fail(e.to_string()),
+    }
+}
+
+fn t_roundtrip(c: &Ctx) -> Outcome {
+    use crate::record::{self, Period, RecordConfig};
+    use crate::report::{self, Config, Format, GraphMode, SortKey};
+    let out = c.scratch.join("selftest-roundtrip.data");
+    let cfg = RecordConfig {
+        events: vec![record::cpu_clock_event()],
+        default_event: false,
+        period: Period::Frequency(2000),
+        callchain: true,
+        target: record::Target::Command,
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done".into(),
+        ],
+        mmap_pages: 64,
+        output: out.clone(),
+        cmdline: vec!["ruperf".into(), "test".into()],
+    };
+    let recorded = match record::run(&cfg, &c.root, &mut |_| {}) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Fail(format!("record: {e}")),
+    };
+    let rcfg = Config {
+        input: out.clone(),
+        sort: vec![SortKey::Comm, SortKey::Dso, SortKey::Sym],
+        children: Some(false),
+        graph: GraphMode::None,
+        graph_min_percent: 0.5,
+        order: None,
+        percent_limit: 0.0,
+        show_samples: true,
+        header: false,
+        comms: None,
+        dsos: None,
+        symbols: None,
+        format: Format::Stdio,
+        flamegraph: None,
+        sysroot: c.root.clone(),
+        progress: false,
+    };
+    let result = report::load(&rcfg).map(|r| report::build(&r, &rcfg));
+    let _ = std::fs::remove_file(&out);
+    let rep = match result {
+        Ok(r) => r,
+        Err(e) => return Outcome::Fail(format!("report: {e}")),
+    };
+    let samples: u64 = rep.sections.iter().map(|s| s.samples).sum();
+    let top = rep.sections.first().and_then(|s| s.entries.first());
+    match top {
+        Some(e) if samples == recorded.progress.samples && e.comm.as_deref() == Some("sh") => {
+            Outcome::Ok(format!(
+                "{samples} samples written and read back; top: {} {} {:.1}%",
+                e.dso.as_deref().unwrap_or("?"),
+                e.symbol.as_deref().unwrap_or("?"),
+                e.self_pct
+            ))
+        }
+        _ => Outcome::Fail(format!(
+            "recorded {} samples, report read {samples}; top entry {:?}",
+            recorded.progress.samples,
+            top.map(|e| (&e.comm, &e.symbol))
+        )),
     }
 }
 

@@ -13,6 +13,7 @@ mod energy;
 mod list;
 mod record;
 mod report;
+mod roundtrip;
 mod selftest;
 mod stat;
 mod stat_energy;
