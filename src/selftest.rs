@@ -5,7 +5,7 @@
 //! tests use the same modules the subcommands use, on the real kernel (or the `--sysroot`
 //! tree for discovery).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -326,13 +326,13 @@ fn t_workload(c: &Ctx) -> Outcome {
     }
 }
 
-fn t_sampling(c: &Ctx) -> Outcome {
+/// Records a busy shell loop with cpu-clock call chains at `hz` into `out`.
+fn record_busy_shell(c: &Ctx, out: &Path, hz: u64) -> Result<crate::record::RecordSummary, Error> {
     use crate::record::{self, Period, RecordConfig};
-    let out = c.scratch.join("selftest-sampling.data");
     let cfg = RecordConfig {
         events: vec![record::cpu_clock_event()],
         default_event: false,
-        period: Period::Frequency(1000),
+        period: Period::Frequency(hz),
         callchain: true,
         target: record::Target::Command,
         command: vec![
@@ -341,10 +341,15 @@ fn t_sampling(c: &Ctx) -> Outcome {
             "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done".into(),
         ],
         mmap_pages: 64,
-        output: out.clone(),
+        output: out.to_path_buf(),
         cmdline: vec!["ruperf".into(), "test".into()],
     };
-    let r = record::run(&cfg, &c.root, &mut |_| {});
+    record::run(&cfg, &c.root, &mut |_| {})
+}
+
+fn t_sampling(c: &Ctx) -> Outcome {
+    let out = c.scratch.join("selftest-sampling.data");
+    let r = record_busy_shell(c, &out, 1000);
     let _ = std::fs::remove_file(&out);
     match r {
         Ok(s) if s.progress.samples > 0 && s.progress.lost == 0 => Outcome::Ok(format!(
@@ -360,25 +365,9 @@ fn t_sampling(c: &Ctx) -> Outcome {
 }
 
 fn t_roundtrip(c: &Ctx) -> Outcome {
-    use crate::record::{self, Period, RecordConfig};
     use crate::report::{self, Config, Format, GraphMode, SortKey};
     let out = c.scratch.join("selftest-roundtrip.data");
-    let cfg = RecordConfig {
-        events: vec![record::cpu_clock_event()],
-        default_event: false,
-        period: Period::Frequency(2000),
-        callchain: true,
-        target: record::Target::Command,
-        command: vec![
-            "sh".into(),
-            "-c".into(),
-            "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done".into(),
-        ],
-        mmap_pages: 64,
-        output: out.clone(),
-        cmdline: vec!["ruperf".into(), "test".into()],
-    };
-    let recorded = match record::run(&cfg, &c.root, &mut |_| {}) {
+    let recorded = match record_busy_shell(c, &out, 2000) {
         Ok(s) => s,
         Err(e) => return Outcome::Fail(format!("record: {e}")),
     };

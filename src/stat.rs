@@ -215,6 +215,25 @@ fn rows(session: &Session, counts: &[RawCount], scale: bool) -> Vec<CounterRow> 
         .collect()
 }
 
+/// The `-I` row for the window from `prev_time` to `now`: counter deltas and energy.
+fn interval_row(
+    session: &Session,
+    counts: &[RawCount],
+    prev: &[RawCount],
+    now: f64,
+    prev_time: f64,
+    scale: bool,
+    energy: Option<&mut EnergySession>,
+) -> Result<IntervalRow> {
+    let deltas: Vec<RawCount> = counts.iter().zip(prev).map(|(c, p)| c.since(*p)).collect();
+    Ok(IntervalRow {
+        time: now,
+        length: now - prev_time,
+        counters: rows(session, &deltas, scale),
+        energy: energy.map(EnergySession::interval).transpose()?,
+    })
+}
+
 /// Describes the measured target as perf's header does.
 pub fn describe_target(cfg: &StatConfig) -> String {
     if let Some(cpus) = &cfg.cpus {
@@ -403,20 +422,15 @@ fn run_once(
             if t.take() > 0 {
                 let counts = session.read()?;
                 let now = start.elapsed().as_secs_f64();
-                let deltas: Vec<RawCount> = counts
-                    .iter()
-                    .zip(&prev_counts)
-                    .map(|(c, p)| c.since(*p))
-                    .collect();
-                let row = IntervalRow {
-                    time: now,
-                    length: now - prev_time,
-                    counters: rows(&session, &deltas, cfg.scale),
-                    energy: energy
-                        .as_deref_mut()
-                        .map(EnergySession::interval)
-                        .transpose()?,
-                };
+                let row = interval_row(
+                    &session,
+                    &counts,
+                    &prev_counts,
+                    now,
+                    prev_time,
+                    cfg.scale,
+                    energy.as_deref_mut(),
+                )?;
                 on_interval(&row);
                 prev_counts = counts;
                 prev_time = now;
@@ -447,20 +461,16 @@ fn run_once(
         && cfg.interval_count.is_none_or(|n| rows_done < n)
         && elapsed - prev_time > 1e-4
     {
-        let deltas: Vec<RawCount> = counts
-            .iter()
-            .zip(&prev_counts)
-            .map(|(c, p)| c.since(*p))
-            .collect();
-        on_interval(&IntervalRow {
-            time: elapsed,
-            length: elapsed - prev_time,
-            counters: rows(&session, &deltas, cfg.scale),
-            energy: energy
-                .as_deref_mut()
-                .map(EnergySession::interval)
-                .transpose()?,
-        });
+        let row = interval_row(
+            &session,
+            &counts,
+            &prev_counts,
+            elapsed,
+            prev_time,
+            cfg.scale,
+            energy.as_deref_mut(),
+        )?;
+        on_interval(&row);
     }
     let energy = energy.map(EnergySession::finish).transpose()?;
     Ok(RunResult {

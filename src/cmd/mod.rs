@@ -70,6 +70,19 @@ impl From<&GlobalArgs> for Globals {
     }
 }
 
+/// Parses `-p`/`-t` lists such as `12,34`: positive ids separated by commas.
+pub(crate) fn parse_ids(flag: &str, text: &str) -> Result<Vec<i32>> {
+    text.split(',')
+        .map(str::trim)
+        .map(|part| match part.parse::<i32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(crate::error::Error::Usage(format!(
+                "{flag} '{text}': '{part}' is not a process/thread id (give positive numbers separated by commas)"
+            ))),
+        })
+        .collect()
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

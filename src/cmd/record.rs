@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::Globals;
+use super::{parse_ids, Globals};
 use crate::counters::event;
 use crate::counters::sampler::SampleEvent;
 use crate::error::{Error, Result};
@@ -80,20 +80,6 @@ pub struct RecordArgs {
         value_name = "COMMAND"
     )]
     pub command: Vec<OsString>,
-}
-
-fn parse_ids(flag: &str, s: &str) -> Result<Vec<i32>> {
-    s.split(',')
-        .map(|p| {
-            p.trim()
-                .parse::<i32>()
-                .ok()
-                .filter(|&v| v > 0)
-                .ok_or_else(|| {
-                    Error::Usage(format!("{flag} {s}: expected comma-separated positive ids"))
-                })
-        })
-        .collect()
 }
 
 impl RecordArgs {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::Globals;
+use super::{parse_ids, Globals};
 use crate::counters::event::{parse_event_args, EventList};
 use crate::counters::group::OpenOptions;
 use crate::counters::pmu;
@@ -84,24 +84,13 @@ pub struct StatArgs {
     pub command: Vec<OsString>,
 }
 
-fn parse_ids(flag: &str, text: &str) -> Result<Vec<i32>> {
-    let mut v = Vec::new();
-    for part in text.split(',').map(str::trim) {
-        match part.parse::<i32>() {
-            Ok(n) if n > 0 => v.push(n),
-            _ => {
-                return Err(Error::Usage(format!(
-                    "{flag} '{text}': '{part}' is not a process/thread id (give positive numbers separated by commas)"
-                )))
-            }
-        }
+/// Parses a `-p`/`-t` list and checks that every id exists now.
+fn existing_ids(flag: &str, text: &str) -> Result<Vec<i32>> {
+    let ids = parse_ids(flag, text)?;
+    if let Some(&gone) = ids.iter().find(|&&id| !workload::process_exists(id)) {
+        return Err(Error::NoSuchProcess(gone));
     }
-    for &id in &v {
-        if !workload::process_exists(id) {
-            return Err(Error::NoSuchProcess(id));
-        }
-    }
-    Ok(v)
+    Ok(ids)
 }
 
 impl StatArgs {
@@ -143,13 +132,13 @@ impl StatArgs {
         let pids = self
             .pid
             .as_deref()
-            .map(|p| parse_ids("-p", p))
+            .map(|p| existing_ids("-p", p))
             .transpose()?
             .unwrap_or_default();
         let tids = self
             .tid
             .as_deref()
-            .map(|t| parse_ids("-t", t))
+            .map(|t| existing_ids("-t", t))
             .transpose()?
             .unwrap_or_default();
         let cpus = if let Some(list) = &self.cpu {
