@@ -83,6 +83,20 @@ pub(crate) fn parse_ids(flag: &str, text: &str) -> Result<Vec<i32>> {
         .collect()
 }
 
+/// The command after a subcommand's options starts at its first non-option word, so a word
+/// starting with `-` there is an option the subcommand does not have.
+pub(crate) fn reject_unknown_option(sub: &str, command: &[std::ffi::OsString]) -> Result<()> {
+    if let Some(first) = command.first() {
+        let s = first.to_string_lossy();
+        if s.starts_with('-') && s.len() > 1 {
+            return Err(crate::error::Error::Usage(format!(
+                "unknown option '{s}' for {sub} (see `ruperf {sub} --help`; put `--` before a command that starts with '-')"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{parse_ids, Globals};
+use super::{parse_ids, reject_unknown_option, Globals};
 use crate::counters::event;
 use crate::counters::sampler::SampleEvent;
 use crate::error::{Error, Result};
@@ -84,6 +84,7 @@ pub struct RecordArgs {
 
 impl RecordArgs {
     fn into_config(self, root: &Sysroot) -> Result<RecordConfig> {
+        reject_unknown_option("record", &self.command)?;
         if let Some(mode) = &self.call_graph {
             if mode != "fp" {
                 return Err(Error::Usage(format!(

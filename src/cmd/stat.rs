@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{parse_ids, Globals};
+use super::{parse_ids, reject_unknown_option, Globals};
 use crate::counters::event::{parse_event_args, EventList};
 use crate::counters::group::OpenOptions;
 use crate::counters::pmu;
@@ -96,14 +96,7 @@ fn existing_ids(flag: &str, text: &str) -> Result<Vec<i32>> {
 impl StatArgs {
     /// Validates the arguments and builds the plain config.
     pub fn into_config(self, g: &Globals) -> Result<(StatConfig, StatOutput)> {
-        if let Some(first) = self.command.first() {
-            let s = first.to_string_lossy();
-            if s.starts_with('-') && s.len() > 1 {
-                return Err(Error::Usage(format!(
-                    "unknown option '{s}' for stat (see `ruperf stat --help`; put `--` before a command that starts with '-')"
-                )));
-            }
-        }
+        reject_unknown_option("stat", &self.command)?;
         if self.repeat == 0 {
             return Err(Error::Usage(
                 "-r 0: the repeat count must be at least 1".into(),
