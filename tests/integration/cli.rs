@@ -22,9 +22,6 @@ fn an_unknown_option_is_not_taken_for_the_command() {
     for sub in ["stat", "record"] {
         let out = ruperf().args([sub, "-q", "true"]).assert().code(64);
         let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
-        assert!(
-            err.contains(&format!("unknown option '-q' for {sub}")),
-            "{err}"
-        );
+        assert!(err.contains("'-q'") && err.lines().count() == 1, "{err}");
     }
 }
