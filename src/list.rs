@@ -192,9 +192,12 @@ pub fn discover(root: &Sysroot, classes: &[ListClass]) -> Listing {
             Ok(dir) => {
                 let mut names = Vec::with_capacity(4096);
                 for sub in sorted_dirs(&dir) {
+                    // Only ftrace's own internal entries can lack an `id` (and so cannot be
+                    // opened); looking every id up would double the listing's cost, since
+                    // tracefs creates each inode on lookup.
+                    let check_id = sub == "ftrace";
                     for ev in sorted_dirs(&dir.join(&sub)) {
-                        // Entries without an id (ftrace internals) cannot be opened as events.
-                        if dir.join(&sub).join(&ev).join("id").exists() {
+                        if !check_id || dir.join(&sub).join(&ev).join("id").exists() {
                             names.push(format!("{sub}:{ev}"));
                         }
                     }

@@ -192,12 +192,7 @@ fn warn_all(warnings: &[String]) {
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 fn emit(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::io("writing the report", e)),
-    }
+    crate::output::Sink::Stdout.write_with(|w| w.write_all(text.as_bytes()))
 }
 
 /// Runs `ruperf report`.

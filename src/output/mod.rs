@@ -59,7 +59,8 @@ impl Sink {
                 f(&mut e).and_then(|_| e.flush())
             }
             Sink::Stdout => {
-                let mut o = io::stdout().lock();
+                // stdout is line-buffered: batch the lines into large writes.
+                let mut o = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
                 f(&mut o).and_then(|_| o.flush())
             }
             Sink::File(_, w) => f(w).and_then(|_| w.flush()),
