@@ -277,11 +277,6 @@ impl Session {
         }
         Ok(out)
     }
-
-    /// Number of open file descriptors.
-    pub fn fd_count(&self) -> usize {
-        self.counters.iter().map(|c| c.fds.len()).sum()
-    }
 }
 
 /// Builds the attr for one event on a target.

@@ -151,11 +151,6 @@ impl Sampler {
         &self.events
     }
 
-    /// Number of ring buffers (one per CPU used).
-    pub fn ring_count(&self) -> usize {
-        self.rings.len()
-    }
-
     /// Enables every event instance.
     pub fn enable(&self) -> io::Result<()> {
         for fd in &self.fds {

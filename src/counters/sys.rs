@@ -86,13 +86,6 @@ pub fn disable(fd: BorrowedFd<'_>, scope: Scope) -> io::Result<()> {
     Ok(())
 }
 
-/// PERF_EVENT_IOC_RESET.
-pub fn reset(fd: BorrowedFd<'_>, scope: Scope) -> io::Result<()> {
-    // SAFETY: RESET takes an integer flag argument and no pointer; fd is a live descriptor.
-    check(unsafe { perf_event_open_sys::ioctls::RESET(fd.as_raw_fd(), scope.flag()) } as _)?;
-    Ok(())
-}
-
 /// PERF_EVENT_IOC_ID: the kernel's unique id of this event (what PERF_SAMPLE_ID reports).
 pub fn event_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     let mut id: u64 = 0;
