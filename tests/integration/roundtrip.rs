@@ -150,3 +150,86 @@ fn ruperf_files_cut_anywhere_never_break_the_reader() {
         }
     }
 }
+
+/// hotspot's parser, if installed (Debian's `hotspot` package).
+fn hotspot_parser() -> Option<std::path::PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/libexec/hotspot-perfparser",
+        "/usr/libexec/hotspot-perfparser",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists())
+}
+
+#[test]
+fn hotspot_reads_ruperf_recordings() {
+    let parser = hotspot_parser();
+    require!(
+        parser.is_some(),
+        "hotspot is not installed (apt-get install hotspot)"
+    );
+    let dir = scratch("roundtrip-hotspot");
+    let data = dir.join("hs.data");
+    record(&data, "0.2");
+    let out = dir.join("hs.bin");
+    let st = Command::new(parser.unwrap())
+        .env("QT_QPA_PLATFORM", "offscreen")
+        .arg("--input")
+        .arg(&data)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    // The parser's output stream carries the resolved symbol names of the call chains.
+    let bytes = std::fs::read(&out).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    for sym in ["hot_spin", "middle_layer", "run_work"] {
+        assert!(text.contains(sym), "{sym} not resolved by hotspot's parser");
+    }
+}
+
+#[test]
+fn samply_imports_ruperf_recordings() {
+    let samply = Command::new("samply")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    require!(
+        samply,
+        "samply is not installed (cargo install --locked samply)"
+    );
+    let dir = scratch("roundtrip-samply");
+    let data = dir.join("s.data");
+    let n = samples_of(&record(&data, "0.2"));
+    let json = dir.join("profile.json");
+    let st = Command::new("samply")
+        .args(["import", "--save-only", "-o"])
+        .arg(&json)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let threads = v["threads"].as_array().unwrap();
+    let imported: u64 = threads
+        .iter()
+        .filter_map(|t| t["samples"]["length"].as_u64())
+        .sum();
+    assert_eq!(imported, n, "every recorded sample imported");
+    assert!(
+        threads.iter().any(|t| t["name"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("workload-hot"))),
+        "{threads:?}"
+    );
+}
