@@ -89,6 +89,29 @@ pub struct CounterRow {
     pub reason: Option<String>,
 }
 
+#[cfg(test)]
+impl CounterRow {
+    /// A counted, unmultiplexed row for tests of the presentation layer.
+    pub(crate) fn counted(name: &str, class: EventClass, count: f64, is_clock: bool) -> Self {
+        CounterRow {
+            name: name.into(),
+            class,
+            status: Status::Counted,
+            count,
+            raw: RawCount {
+                value: count as u64,
+                enabled: 10,
+                running: 10,
+            },
+            running_pct: 100.0,
+            scale: 1.0,
+            unit: None,
+            is_clock,
+            reason: None,
+        }
+    }
+}
+
 /// One complete run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunResult {

@@ -187,21 +187,9 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::group::RawCount;
 
     fn row(name: &str, class: EventClass, count: f64, clock: bool) -> CounterRow {
-        CounterRow {
-            name: name.into(),
-            class,
-            status: Status::Counted,
-            count,
-            raw: RawCount::default(),
-            running_pct: 100.0,
-            scale: 1.0,
-            unit: None,
-            is_clock: clock,
-            reason: None,
-        }
+        CounterRow::counted(name, class, count, clock)
     }
 
     #[test]

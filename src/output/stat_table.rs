@@ -194,30 +194,18 @@ impl StatExporter for Table {
 mod tests {
     use super::*;
     use crate::counters::event::EventClass;
-    use crate::counters::group::RawCount;
     use crate::stat::RunResult;
     use crate::workload::ChildTimes;
 
     fn row(name: &str, count: f64, clock: bool, status: Status) -> CounterRow {
+        let class = if name == "cycles" {
+            EventClass::Hardware
+        } else {
+            EventClass::Software
+        };
         CounterRow {
-            name: name.into(),
-            class: if name == "cycles" {
-                EventClass::Hardware
-            } else {
-                EventClass::Software
-            },
             status,
-            count,
-            raw: RawCount {
-                value: count as u64,
-                enabled: 10,
-                running: 10,
-            },
-            running_pct: 100.0,
-            scale: 1.0,
-            unit: None,
-            is_clock: clock,
-            reason: None,
+            ..CounterRow::counted(name, class, count, clock)
         }
     }
 
