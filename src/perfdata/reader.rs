@@ -1217,32 +1217,18 @@ pub(crate) mod fixture {
         pub fn new(big: bool) -> Self {
             W { big, b: Vec::new() }
         }
-        pub fn u16(&mut self, v: u16) -> &mut Self {
-            let x = if self.big {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            };
-            self.b.extend_from_slice(&x);
+        fn put(&mut self, le: &[u8], be: &[u8]) -> &mut Self {
+            self.b.extend_from_slice(if self.big { be } else { le });
             self
+        }
+        pub fn u16(&mut self, v: u16) -> &mut Self {
+            self.put(&v.to_le_bytes(), &v.to_be_bytes())
         }
         pub fn u32(&mut self, v: u32) -> &mut Self {
-            let x = if self.big {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            };
-            self.b.extend_from_slice(&x);
-            self
+            self.put(&v.to_le_bytes(), &v.to_be_bytes())
         }
         pub fn u64(&mut self, v: u64) -> &mut Self {
-            let x = if self.big {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            };
-            self.b.extend_from_slice(&x);
-            self
+            self.put(&v.to_le_bytes(), &v.to_be_bytes())
         }
         pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
             self.b.extend_from_slice(v);

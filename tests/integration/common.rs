@@ -82,3 +82,17 @@ pub fn workload(name: &str) -> PathBuf {
     }
     out
 }
+
+/// Starts `cmd`, sends it `sig` after `delay_ms`, and returns its output once it has exited.
+/// The caller chooses stdio: capture stderr only when no orphan the signal leaves behind can
+/// hold the pipe open.
+pub fn signal_after(
+    cmd: &mut StdCommand,
+    delay_ms: u64,
+    sig: nix::sys::signal::Signal,
+) -> std::process::Output {
+    let child = cmd.spawn().expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).expect("kill");
+    child.wait_with_output().expect("wait")
+}

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{have_perf, ruperf, ruperf_path, scratch, workload};
+use crate::common::{have_perf, ruperf, ruperf_path, scratch, signal_after, workload};
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -380,22 +380,17 @@ fn ctrl_c_stops_the_command_and_closes_the_file() {
     let hot = workload("hot");
     let dir = scratch("rec-int");
     let data = dir.join("int.data");
-    let rec = Command::new(ruperf_path())
-        .args(["record", "-o"])
-        .arg(&data)
-        .arg(&hot)
-        .arg("30")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(rec.id() as i32),
+    let out = signal_after(
+        Command::new(ruperf_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .args(["record", "-o"])
+            .arg(&data)
+            .arg(&hot)
+            .arg("30"),
+        500,
         nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = rec.wait_with_output().unwrap();
+    );
     // The command died of SIGINT: the shell convention 128 + 2.
     assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("[ ruperf record: wrote "));

@@ -1,9 +1,8 @@
 //! `ruperf record` → `ruperf report`: files written by ruperf, whole, killed or cut, read back.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use crate::common::{ruperf, ruperf_path, scratch, workload};
+use crate::common::{ruperf, ruperf_path, scratch, signal_after, workload};
 
 fn record(out: &std::path::Path, secs: &str) -> String {
     let o = ruperf()
@@ -89,23 +88,16 @@ fn report_reads_what_record_wrote() {
 fn a_killed_recording_is_reported_up_to_the_kill() {
     let dir = scratch("roundtrip-killed");
     let data = dir.join("killed.data");
-    let child = Command::new(ruperf_path())
-        .args(["record", "-g", "-F", "2000", "-o"])
-        .arg(&data)
-        .arg(workload("hot"))
-        .arg("-1")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(600));
-    let pid = child.id() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
+    signal_after(
+        Command::new(ruperf_path())
+            .stderr(Stdio::null())
+            .args(["record", "-g", "-F", "2000", "-o"])
+            .arg(&data)
+            .arg(workload("hot"))
+            .arg("-1"),
+        600,
         nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let mut child = child;
-    child.wait().unwrap();
+    );
     // The workload was orphaned by the kill; stop it.
     let _ = Command::new("pkill")
         .args(["-f", &format!("{} -1", workload("hot").display())])

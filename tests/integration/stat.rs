@@ -1,9 +1,8 @@
 //! `ruperf stat` on the real kernel, compared with Debian's perf where it is installed.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use crate::common::{have_perf, ruperf, ruperf_path, scratch, tracefs, workload};
+use crate::common::{have_perf, ruperf, ruperf_path, scratch, signal_after, tracefs, workload};
 
 /// Runs `perf stat -x, -e EVENT -- argv` and returns the first field of the event's line.
 fn perf_count(event: &str, argv: &[&str]) -> f64 {
@@ -397,18 +396,14 @@ fn exit_status_is_the_commands() {
 
 #[test]
 fn sigterm_is_forwarded_and_counts_still_print() {
-    let child = Command::new(ruperf_path())
-        .args(["stat", "-e", "task-clock", "sleep", "30"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+    let out = signal_after(
+        Command::new(ruperf_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .args(["stat", "-e", "task-clock", "sleep", "30"]),
+        300,
         nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(128 + 15), "{err}");
     assert!(
@@ -419,18 +414,14 @@ fn sigterm_is_forwarded_and_counts_still_print() {
 
 #[test]
 fn system_wide_stops_on_sigint_with_counts() {
-    let child = Command::new(ruperf_path())
-        .args(["stat", "-a", "-e", "cpu-clock"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+    let out = signal_after(
+        Command::new(ruperf_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .args(["stat", "-a", "-e", "cpu-clock"]),
+        300,
         nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(
