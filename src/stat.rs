@@ -4,10 +4,10 @@
 //! to a callback as they are taken so that the caller can stream them.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use serde::Serialize;
 
 use crate::counters::event::{EventClass, EventList};
@@ -330,6 +330,50 @@ pub fn run(cfg: &StatConfig, on_interval: &mut dyn FnMut(&IntervalRow)) -> Resul
     Ok(result)
 }
 
+const WAKE_SIGNAL: u64 = 0;
+const WAKE_CHILD: u64 = 1;
+const WAKE_TICK: u64 = 2;
+const WAKE_WATCHED: u64 = 3;
+
+/// What the measurement loop sleeps on: forwarded signals, the child's exit, watched
+/// processes' exits and the `-I` ticker. Registered once, so a wake-up is one epoll_wait
+/// whatever the number of descriptors.
+struct Waiter {
+    epoll: Epoll,
+}
+
+impl Waiter {
+    fn new(
+        signals: &SignalWatch,
+        child: Option<&GatedChild>,
+        watched: &[OwnedFd],
+        ticker: Option<&Ticker>,
+    ) -> Result<Self> {
+        let err = |e: nix::errno::Errno| Error::Os(format!("epoll: {e}"));
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(err)?;
+        let level = EpollFlags::EPOLLIN;
+        epoll
+            .add(signals.fd(), EpollEvent::new(level, WAKE_SIGNAL))
+            .map_err(err)?;
+        if let Some(c) = child {
+            epoll
+                .add(c.pidfd(), EpollEvent::new(level, WAKE_CHILD))
+                .map_err(err)?;
+        }
+        for (i, fd) in watched.iter().enumerate() {
+            epoll
+                .add(fd, EpollEvent::new(level, WAKE_WATCHED + i as u64))
+                .map_err(err)?;
+        }
+        if let Some(t) = ticker {
+            epoll
+                .add(t.fd(), EpollEvent::new(level, WAKE_TICK))
+                .map_err(err)?;
+        }
+        Ok(Waiter { epoll })
+    }
+}
+
 fn run_once(
     cfg: &StatConfig,
     signals: &mut SignalWatch,
@@ -338,7 +382,15 @@ fn run_once(
     result: &mut StatResult,
     first: bool,
 ) -> Result<RunResult> {
-    let mut child = if cfg.command.is_empty() {
+    // With inheritance (the default) the counters are opened on this thread and the command,
+    // started afterwards with posix_spawn, inherits them; without it the command is forked,
+    // held at a gate while the counters are opened on its pid, then released.
+    let inherited = !cfg.command.is_empty()
+        && cfg.open.inherit
+        && cfg.cpus.is_none()
+        && cfg.pids.is_empty()
+        && cfg.tids.is_empty();
+    let mut child = if cfg.command.is_empty() || inherited {
         None
     } else {
         Some(GatedChild::spawn(&cfg.command)?)
@@ -349,6 +401,8 @@ fn run_once(
         Target::Tids(cfg.tids.clone())
     } else if !cfg.pids.is_empty() {
         Target::Pids(cfg.pids.clone())
+    } else if inherited {
+        Target::Inherited
     } else {
         Target::Child(child.as_ref().map_or(0, GatedChild::pid))
     };
@@ -361,7 +415,7 @@ fn run_once(
             .collect();
     }
     // Processes whose exit ends the measurement when no command was given.
-    let watched: Vec<OwnedFd> = if child.is_none() {
+    let watched: Vec<OwnedFd> = if cfg.command.is_empty() {
         cfg.pids
             .iter()
             .chain(&cfg.tids)
@@ -370,7 +424,7 @@ fn run_once(
     } else {
         Vec::new()
     };
-    if !matches!(target, Target::Child(_)) {
+    if !matches!(target, Target::Child(_) | Target::Inherited) {
         session.enable()?;
     }
     // Energy is read just before the command is released and just after it exits.
@@ -378,92 +432,78 @@ fn run_once(
         e.start()?;
     }
     let start = Instant::now();
+    if inherited {
+        child = Some(GatedChild::start(&cfg.command)?);
+    }
     if let Some(c) = child.as_mut() {
         c.release()?;
     }
     let ticker = cfg.interval.map(Ticker::new).transpose()?;
+    let waiter = Waiter::new(signals, child.as_ref(), &watched, ticker.as_ref())?;
     let mut prev_counts = vec![RawCount::default(); session.counters.len()];
     let mut prev_time = 0.0;
     let mut rows_done = 0u64;
-    let mut exited = vec![false; watched.len()];
+    let mut alive = watched.len();
+    let mut events = [EpollEvent::empty(); 8];
     'outer: loop {
-        // Slots: 0 signals, then the child, then watched pids still alive, then the ticker.
-        let mut fds = vec![PollFd::new(signals.fd(), PollFlags::POLLIN)];
-        if let Some(c) = &child {
-            fds.push(PollFd::new(c.pidfd(), PollFlags::POLLIN));
-        }
-        let alive: Vec<usize> = (0..watched.len()).filter(|&i| !exited[i]).collect();
-        fds.extend(
-            alive
-                .iter()
-                .map(|&i| PollFd::new(watched[i].as_fd(), PollFlags::POLLIN)),
-        );
-        if let Some(t) = &ticker {
-            fds.push(PollFd::new(t.fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, PollTimeout::NONE) {
+        let n = match waiter.epoll.wait(&mut events, EpollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::Os(format!("poll: {e}"))),
-            Ok(_) => {}
-        }
-        // Readiness from this one poll decides everything below: no extra system calls on
-        // the -I path.
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        let mut slot = 0;
-        if ready[slot] {
-            for sig in signals.drain() {
-                result.interrupted_by = Some(sig.signo);
-                match &child {
-                    // A terminal's ^C already reached the child (same process group); a signal
-                    // sent to ruperf alone is passed on.
-                    Some(c) if sig.from_process => c.kill(sig.signo),
-                    Some(_) => {}
-                    None => break 'outer,
+            Err(e) => return Err(Error::Os(format!("epoll_wait: {e}"))),
+            Ok(n) => n,
+        };
+        let mut tick = false;
+        let mut child_done = false;
+        for ev in &events[..n] {
+            match ev.data() {
+                WAKE_SIGNAL => {
+                    for sig in signals.drain() {
+                        result.interrupted_by = Some(sig.signo);
+                        match &child {
+                            // A terminal's ^C already reached the child (same process group); a
+                            // signal sent to ruperf alone is passed on.
+                            Some(c) if sig.from_process => c.kill(sig.signo),
+                            Some(_) => {}
+                            None => break 'outer,
+                        }
+                    }
+                }
+                WAKE_CHILD => child_done = true,
+                WAKE_TICK => tick = ticker.as_ref().is_some_and(|t| t.take() > 0),
+                i => {
+                    // A watched process ended: stop watching it (its pidfd stays readable).
+                    let fd = &watched[(i - WAKE_WATCHED) as usize];
+                    waiter
+                        .epoll
+                        .delete(fd)
+                        .map_err(|e| Error::Os(format!("epoll_ctl: {e}")))?;
+                    alive -= 1;
                 }
             }
         }
-        slot += 1;
-        if child.is_some() {
-            if ready[slot] {
-                break;
-            }
-            slot += 1;
-        }
-        for &i in &alive {
-            exited[i] |= ready[slot];
-            slot += 1;
-        }
-        if !watched.is_empty() && exited.iter().all(|&e| e) {
+        if child_done || (!watched.is_empty() && alive == 0) {
             break;
         }
-        let tick = ticker.is_some() && ready[slot];
-        if let Some(t) = ticker.as_ref().filter(|_| tick) {
-            if t.take() > 0 {
-                let counts = session.read()?;
-                let now = start.elapsed().as_secs_f64();
-                let row = interval_row(
-                    &session,
-                    &counts,
-                    &prev_counts,
-                    now,
-                    prev_time,
-                    cfg.scale,
-                    energy.as_deref_mut(),
-                )?;
-                on_interval(&row);
-                prev_counts = counts;
-                prev_time = now;
-                rows_done += 1;
-                if cfg.interval_count.is_some_and(|n| rows_done >= n) {
-                    if let Some(c) = &child {
-                        c.kill(libc::SIGTERM);
-                    }
-                    break;
+        if tick {
+            let counts = session.read()?;
+            let now = start.elapsed().as_secs_f64();
+            let row = interval_row(
+                &session,
+                &counts,
+                &prev_counts,
+                now,
+                prev_time,
+                cfg.scale,
+                energy.as_deref_mut(),
+            )?;
+            on_interval(&row);
+            prev_counts = counts;
+            prev_time = now;
+            rows_done += 1;
+            if cfg.interval_count.is_some_and(|n| rows_done >= n) {
+                if let Some(c) = &child {
+                    c.kill(libc::SIGTERM);
                 }
+                break;
             }
         }
     }
@@ -475,7 +515,7 @@ fn run_once(
         None => (None, None),
     };
     let elapsed = start.elapsed().as_secs_f64();
-    if !matches!(target, Target::Child(_)) {
+    if !matches!(target, Target::Child(_) | Target::Inherited) {
         session.disable()?;
     }
     let counts = session.read()?;

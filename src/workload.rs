@@ -1,16 +1,22 @@
 //! Launching the profiled command.
 //!
-//! The child is forked and held at a gate (a pipe it blocks reading) until ruperf has armed
-//! every counter on it; only then is it released to exec the command. Counters are opened
-//! disabled with `enable_on_exec`, so nothing ruperf does before the exec is counted.
-//! A second close-on-exec pipe reports an exec failure back as its errno.
+//! Two ways, both leaving ruperf's own pre-exec work uncounted:
+//! - [`GatedChild::spawn`]: the child is forked and held at a gate (a pipe it blocks reading)
+//!   until ruperf has armed every counter on its pid; only then is it released to exec the
+//!   command. Counters are opened disabled with `enable_on_exec`. A second close-on-exec pipe
+//!   reports an exec failure back as its errno. Needed when counters must not be inherited, and
+//!   for sampling.
+//! - [`GatedChild::start`]: counters were already opened on the calling thread, disabled, with
+//!   `inherit` and `enable_on_exec`. The kernel copies them into the child when it is created
+//!   and they start counting at its exec, so no gate is needed and the child is started with
+//!   posix_spawn, a vfork-style clone that does not copy ruperf's page tables.
 //!
 //! Signals: the caller blocks SIGINT/SIGTERM/SIGHUP with [`SignalWatch`] and reads them from a
 //! signalfd; the child's mask and SIGPIPE disposition are reset before exec, so the command runs
 //! with default signal handling.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,8 +96,8 @@ pub fn resolve_program(prog: &OsStr) -> Result<PathBuf> {
 #[derive(Debug)]
 pub struct GatedChild {
     pid: i32,
-    gate: Option<OwnedFd>,
-    exec_err: OwnedFd,
+    /// The gate and the exec-error pipe while the child is held; None once it runs.
+    held: Option<(OwnedFd, OwnedFd)>,
     pidfd: OwnedFd,
     program: String,
     reaped: Option<ExitStatus>,
@@ -158,12 +164,76 @@ impl GatedChild {
             sys::pidfd_open(pid).map_err(|e| Error::Os(format!("pidfd_open({pid}): {e}")))?;
         Ok(GatedChild {
             pid,
-            gate: Some(gate_w),
-            exec_err: err_r,
+            held: Some((gate_w, err_r)),
             pidfd,
             program,
             reaped: None,
         })
+    }
+
+    /// Starts `argv` at once, for counters opened beforehand on the calling thread with
+    /// `inherit` and `enable_on_exec` (see the module documentation); must be called from that
+    /// thread. The child is a vfork-style clone (shared memory, ruperf suspended until the exec)
+    /// that only resets its signal mask and SIGPIPE, then execs: no copy of ruperf's page
+    /// tables, and none of the per-signal system calls a general posix_spawn makes.
+    /// Exec failures are reported here (126 class; "not found" is found out before).
+    pub fn start(argv: &[OsString]) -> Result<Self> {
+        let first = argv
+            .first()
+            .ok_or_else(|| Error::Usage("no command given to run".into()))?;
+        let path = resolve_program(first)?;
+        let program = first.to_string_lossy().into_owned();
+        let c_path = cstring(path.as_os_str())?;
+        let c_args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
+        let mut c_argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
+        c_argv.push(std::ptr::null());
+        let mut spawn = SpawnArgs {
+            path: c_path.as_ptr(),
+            argv: c_argv.as_ptr(),
+            mask: *SigSet::empty().as_ref(),
+            exec_errno: 0,
+        };
+        // The child's stack: it runs only the few calls in `exec_child`.
+        let mut stack = vec![0u128; 4096];
+        let stack_top = stack.as_mut_ptr_range().end.cast::<libc::c_void>();
+        let mut pidfd: libc::c_int = -1;
+        let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+        // SAFETY: CLONE_VFORK suspends this thread until the child has exec'd or exited, so the
+        // child is the only user of the shared memory meanwhile; it runs `exec_child` on its
+        // own stack (`stack`, alive until clone returns) and reads `spawn`, which outlives it.
+        // ruperf installs no signal handlers, so no handler can run in the child. With
+        // CLONE_PIDFD the kernel stores the child's pidfd in `pidfd`.
+        let pid = unsafe {
+            libc::clone(
+                exec_child,
+                stack_top,
+                flags,
+                (&mut spawn as *mut SpawnArgs).cast(),
+                &mut pidfd as *mut libc::c_int,
+            )
+        };
+        if pid < 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(Error::Os(format!(
+                "cannot start {program}: {err} (raise `ulimit -u` or free memory)"
+            )));
+        }
+        // SAFETY: clone succeeded with CLONE_PIDFD, so `pidfd` is a new descriptor we own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        let mut child = GatedChild {
+            pid,
+            held: None,
+            pidfd,
+            program,
+            reaped: None,
+        };
+        match spawn.exec_errno {
+            0 => Ok(child),
+            errno => {
+                let _ = child.wait();
+                Err(exec_error(&child.program, errno))
+            }
+        }
     }
 
     /// The child's pid.
@@ -177,35 +247,26 @@ impl GatedChild {
     }
 
     /// Opens the gate: the child execs the command. Returns once exec has succeeded, or the
-    /// exec error (ENOENT → 127 class, other errors → 126 class).
+    /// exec error (126 class).
+    /// A child from [`GatedChild::start`] is already running: this returns Ok at once.
     pub fn release(&mut self) -> Result<()> {
-        let gate = self
-            .gate
-            .take()
-            .ok_or_else(|| Error::Internal("child released twice".into()))?;
+        let Some((gate, exec_err)) = self.held.take() else {
+            return Ok(());
+        };
         nix::unistd::write(&gate, &[1u8])
             .map_err(|e| Error::Os(format!("cannot start {}: {e}", self.program)))?;
         drop(gate);
         let mut buf = [0u8; 4];
         let n = loop {
-            match nix::unistd::read(self.exec_err.as_fd(), &mut buf) {
+            match nix::unistd::read(exec_err.as_fd(), &mut buf) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 other => break other,
             }
         };
         match n {
             Ok(4) => {
-                let errno = i32::from_ne_bytes(buf);
                 let _ = self.wait();
-                let err = std::io::Error::from_raw_os_error(errno);
-                if errno == libc::ENOENT {
-                    Err(Error::CommandNotFound(self.program.clone()))
-                } else {
-                    Err(Error::CommandNotExecutable {
-                        cmd: self.program.clone(),
-                        reason: err.to_string(),
-                    })
-                }
+                Err(exec_error(&self.program, i32::from_ne_bytes(buf)))
             }
             _ => Ok(()),
         }
@@ -259,14 +320,56 @@ impl GatedChild {
 impl Drop for GatedChild {
     fn drop(&mut self) {
         if self.reaped.is_none() {
-            if self.gate.is_some() {
+            if self.held.is_some() {
                 // Never released: closing the gate makes the child exit without running.
-                self.gate = None;
+                self.held = None;
             } else {
                 self.kill(libc::SIGKILL);
             }
             let _ = self.wait();
         }
+    }
+}
+
+/// The error for a failed exec of a program that [`resolve_program`] found: not executable
+/// (126, as a shell says). ENOENT here means the `#!` interpreter or the ELF loader is missing.
+fn exec_error(program: &str, errno: i32) -> Error {
+    let reason = if errno == libc::ENOENT {
+        "its #! interpreter or ELF loader does not exist".to_string()
+    } else {
+        std::io::Error::from_raw_os_error(errno).to_string()
+    };
+    Error::CommandNotExecutable {
+        cmd: program.to_string(),
+        reason,
+    }
+}
+
+/// What [`GatedChild::start`]'s child needs, prepared before the clone.
+struct SpawnArgs {
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    mask: libc::sigset_t,
+    /// Written by the child when exec fails; read by the parent once the child has exited.
+    exec_errno: i32,
+}
+
+extern "C" {
+    static environ: *const *const libc::c_char;
+}
+
+/// The child side of [`GatedChild::start`]: default SIGPIPE, empty signal mask, exec.
+extern "C" fn exec_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's `SpawnArgs`, alive and untouched while the parent is
+    // suspended by CLONE_VFORK. Only async-signal-safe calls are made; the signal disposition
+    // change affects this child alone (no CLONE_SIGHAND).
+    unsafe {
+        let a = &mut *arg.cast::<SpawnArgs>();
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::sigprocmask(libc::SIG_SETMASK, &a.mask, std::ptr::null_mut());
+        libc::execve(a.path, a.argv, environ);
+        a.exec_errno = *libc::__errno_location();
+        libc::_exit(127)
     }
 }
 
@@ -387,7 +490,8 @@ impl Ticker {
         self.fd.as_fd()
     }
 
-    /// Number of ticks that have elapsed since the last call (0 if none).
+    /// Number of ticks that have elapsed since the last call (0 if none). Reading also
+    /// re-arms the kernel's timer for the next period.
     pub fn take(&self) -> u64 {
         let mut buf = [0u8; 8];
         match nix::unistd::read(self.fd.as_fd(), &mut buf) {

@@ -22,6 +22,6 @@ pub fn run(args: CompletionsArgs, _g: &Globals) -> Result<i32> {
     let mut cmd = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "ruperf", &mut out);
-    crate::output::Sink::Stdout.write_with(|w| w.write_all(&out))?;
+    crate::output::Sink::stdout().write_with(|w| w.write_all(&out))?;
     Ok(0)
 }

@@ -106,7 +106,7 @@ pub fn run(args: ListArgs, g: &Globals) -> Result<i32> {
         available: args.available,
     };
     let listing = build(&cfg, g)?;
-    let mut out = Sink::Stdout;
+    let mut out = Sink::stdout();
     out.write_with(|w| {
         if args.json {
             for e in &listing.events {

@@ -192,7 +192,7 @@ fn warn_all(warnings: &[String]) {
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 fn emit(text: &str) -> Result<()> {
-    crate::output::Sink::Stdout.write_with(|w| w.write_all(text.as_bytes()))
+    crate::output::Sink::stdout().write_with(|w| w.write_all(text.as_bytes()))
 }
 
 /// Runs `ruperf report`.

@@ -79,7 +79,7 @@ pub fn run(args: TestArgs, g: &Globals) -> Result<i32> {
     let tests = selftest::all();
     let names: Vec<&str> = tests.iter().map(|t| t.name).collect();
     let chosen = select(&args, &names)?;
-    let mut out = Sink::Stdout;
+    let mut out = Sink::stdout();
     if args.list {
         out.write_with(|w| {
             for n in &chosen {

@@ -21,6 +21,10 @@ use crate::sysroot::Sysroot;
 pub enum Target {
     /// A child still held at the gate: counters start at its exec.
     Child(i32),
+    /// The calling thread, for a command started next with
+    /// [`GatedChild::start`](crate::workload::GatedChild::start): the command inherits the
+    /// counters when it is created and they count from its exec. Needs `inherit`.
+    Inherited,
     /// Existing processes: every thread of each (`-p`).
     Pids(Vec<i32>),
     /// Exactly these threads (`-t`).
@@ -35,6 +39,7 @@ impl Target {
         let join = |v: &mut dyn Iterator<Item = String>| v.collect::<Vec<_>>().join(",");
         match self {
             Target::Child(p) => format!("process {p}"),
+            Target::Inherited => "the command".into(),
             Target::Pids(p) => format!(
                 "process id '{}'",
                 join(&mut p.iter().map(|x| x.to_string()))
@@ -153,6 +158,7 @@ fn slots(target: &Target, spec: &EventSpec) -> Result<Vec<(i32, i32)>> {
     }
     Ok(match target {
         Target::Child(pid) => vec![(*pid, -1)],
+        Target::Inherited => vec![(0, -1)],
         Target::Tids(t) => t.iter().map(|&t| (t, -1)).collect(),
         Target::Cpus(c) => c.iter().map(|&c| (-1, c as i32)).collect(),
         Target::Pids(pids) => {
@@ -292,7 +298,7 @@ pub fn counting_attr(
     a.set_inherit((opts.inherit && task) as u64);
     if !member {
         a.set_disabled(1);
-        if matches!(target, Target::Child(_)) {
+        if matches!(target, Target::Child(_) | Target::Inherited) {
             a.set_enable_on_exec(1);
         }
     }

@@ -11,6 +11,7 @@ pub mod stat_table;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::energy::EnergyReport;
 use crate::error::{Error, Result};
@@ -25,17 +26,30 @@ pub trait StatExporter {
 }
 
 /// Where output goes: stderr (perf's default for stat, leaving the command's stdout alone),
-/// stdout, or a file.
-pub enum Sink {
-    /// Standard error.
+/// stdout, or a file. Text is gathered in a buffer and written with one system call per flush.
+pub struct Sink {
+    dest: Dest,
+    pending: Vec<u8>,
+    last_flush: Option<Instant>,
+}
+
+enum Dest {
     Stderr,
-    /// Standard output.
     Stdout,
-    /// A file opened by `-o`.
-    File(PathBuf, io::BufWriter<File>),
+    File(PathBuf, File),
 }
 
 impl Sink {
+    /// Standard error.
+    pub fn stderr() -> Sink {
+        Sink::new(Dest::Stderr)
+    }
+
+    /// Standard output.
+    pub fn stdout() -> Sink {
+        Sink::new(Dest::Stdout)
+    }
+
     /// Opens `-o FILE` (truncating unless `append`), failing before anything runs.
     pub fn file(path: &Path, append: bool) -> Result<Sink> {
         let f = OpenOptions::new()
@@ -48,23 +62,48 @@ impl Sink {
                 path: path.to_path_buf(),
                 source,
             })?;
-        Ok(Sink::File(path.to_path_buf(), io::BufWriter::new(f)))
+        Ok(Sink::new(Dest::File(path.to_path_buf(), f)))
     }
 
-    /// Runs `f` against the sink. A closed pipe is not an error (the reader went away).
+    fn new(dest: Dest) -> Sink {
+        Sink {
+            dest,
+            pending: Vec::new(),
+            last_flush: None,
+        }
+    }
+
+    /// Runs `f` against the sink and writes everything out. A closed pipe is not an error (the
+    /// reader went away).
     pub fn write_with(&mut self, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
-        let r = match self {
-            Sink::Stderr => {
-                let mut e = io::stderr().lock();
-                f(&mut e).and_then(|_| e.flush())
-            }
-            Sink::Stdout => {
-                // stdout is line-buffered: batch the lines into large writes.
-                let mut o = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-                f(&mut o).and_then(|_| o.flush())
-            }
-            Sink::File(_, w) => f(w).and_then(|_| w.flush()),
+        self.write_batched(f, Duration::ZERO)
+    }
+
+    /// Runs `f` against the sink; writes out only if the last write is at least `max_delay`
+    /// old, so that output produced at a high rate (`-I 1`) costs one system call per
+    /// `max_delay` rather than one per row, and no text waits longer than that while more
+    /// arrives. Text still pending is written by the next [`Sink::write_with`].
+    pub fn write_batched(
+        &mut self,
+        f: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+        max_delay: Duration,
+    ) -> Result<()> {
+        // Writing into a Vec cannot fail; an exporter's own error is passed on.
+        f(&mut self.pending).map_err(|e| Error::io(self.name(), e))?;
+        let now = Instant::now();
+        if self
+            .last_flush
+            .is_some_and(|t| now.duration_since(t) < max_delay)
+        {
+            return Ok(());
+        }
+        self.last_flush = Some(now);
+        let r = match &mut self.dest {
+            Dest::Stderr => io::stderr().lock().write_all(&self.pending),
+            Dest::Stdout => io::stdout().lock().write_all(&self.pending),
+            Dest::File(_, f) => f.write_all(&self.pending),
         };
+        self.pending.clear();
         match r {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
             Err(e) => Err(Error::io(self.name(), e)),
@@ -73,10 +112,10 @@ impl Sink {
     }
 
     fn name(&self) -> String {
-        match self {
-            Sink::Stderr => "writing to stderr".into(),
-            Sink::Stdout => "writing to stdout".into(),
-            Sink::File(p, _) => format!("writing {}", p.display()),
+        match &self.dest {
+            Dest::Stderr => "writing to stderr".into(),
+            Dest::Stdout => "writing to stdout".into(),
+            Dest::File(p, _) => format!("writing {}", p.display()),
         }
     }
 }

@@ -392,6 +392,21 @@ fn exit_status_is_the_commands() {
         .arg(&f)
         .assert()
         .code(126);
+    // Executable, but its interpreter is missing: 126 with the reason, through both launchers
+    // (inherited counters and the gated fork of --no-inherit).
+    let bad = dir.join("bad-interpreter");
+    std::fs::write(&bad, "#!/no/such/interpreter\n").unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for extra in [None, Some("--no-inherit")] {
+        let out = ruperf()
+            .args(["stat", "-e", "task-clock"])
+            .args(extra)
+            .arg(&bad)
+            .assert()
+            .code(126);
+        let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(err.contains("interpreter"), "{err}");
+    }
 }
 
 #[test]
