@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `ruperf stat -I 1` with RAPL energy from a fake powercap tree: achieved rows per second and
 # ruperf's own CPU time as a share of one core. Targets: >= 990 rows/s, < 2% of a core.
+# Then the machine's floor for the same loop: benches/support/tick_floor.c, a C program that
+# wakes every 1 ms and reads the same three files, run for the same time.
 #
 # Usage: benches/energy_interval.sh [SECONDS]   (builds the release binary first)
 set -euo pipefail
@@ -8,6 +10,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-5}
 cargo build --release --quiet
 cc -O2 -o target/bench-launch benches/support/launch.c
+cc -O2 -o target/bench-tick-floor benches/support/tick_floor.c
 bin=target/release/ruperf
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
@@ -35,3 +38,5 @@ awk -v ns="$ns" -v cpu="$cpu_us" -v rows="$rows" -v rss="$rss" 'BEGIN {
     printf "ruperf stat -I 1 -e rapl (fake powercap): %d rows in %.3f s = %.1f rows/s (target >= 990)\n", rows, wall, rows / wall
     printf "ruperf CPU: %.3f s = %.2f%% of one core (target < 2%%), peak RSS %.1f MiB\n", cpu / 1e6, 100 * cpu / 1e6 / wall, rss / 1024
 }'
+printf 'floor, a C loop doing the same wake-ups and reads: '
+target/bench-tick-floor "$secs" "$root"/sys/class/powercap/*/energy_uj

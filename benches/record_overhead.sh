@@ -7,7 +7,11 @@
 #    `ruperf record -F 10000 -g` and under `perf record -F 10000 -g`, alternating, ROUNDS
 #    times. Prints the median wall time of each, the ratio to the bare run, and the samples
 #    and lost records of each recorder's file (counted by `perf report --stats` for both).
-# 2. `ruperf record true` against `perf record true`: median wall times and their ratio.
+# 2. The machine's floor for 10 kHz sampling: benches/support/sample_floor.c times a loop bare
+#    and while a cpu-clock event samples it every 100 us with no recorder at all (median ratio
+#    over ROUNDS). On a virtual machine each sample's timer interrupt can cost tens of
+#    microseconds, which no recorder can avoid.
+# 3. `ruperf record true` against `perf record true`: median wall times and their ratio.
 #
 # Targets: ruperf <= 1.10x the bare run with 0 lost; ruperf record true <= 0.05x perf's.
 set -euo pipefail
@@ -56,6 +60,14 @@ printf '  ruperf record -F 10000 -g     %8.3f s  x%.3f of bare  %6d samples/run 
   "$R" "$(echo "$R / $B" | bc -l)" $((RSAMP / ROUNDS)) "$RLOST"
 printf '  perf record -F 10000 -g       %8.3f s  x%.3f of bare  %6d samples/run  %d lost in total\n' \
   "$P" "$(echo "$P / $B" | bc -l)" $((PSAMP / ROUNDS)) "$PLOST"
+
+: >"$WORK/floor"
+cc -O2 -o "$WORK/sample_floor" "$HERE/benches/support/sample_floor.c"
+for i in $(seq "$ROUNDS"); do
+  "$WORK/sample_floor" 800000000 | sed -n 's/.*ratio \([0-9.]*\).*/\1/p' >>"$WORK/floor"
+done
+printf '  floor: self-sampling at 10 kHz, no recorder      x%.3f of bare (median of %s)\n' \
+  "$(median <"$WORK/floor")" "$ROUNDS"
 
 : >"$WORK/rt" ; : >"$WORK/pt"
 for i in $(seq "$ROUNDS"); do

@@ -4,6 +4,9 @@
 Runs `ruperf stat -e task-clock -x, -o /dev/null true` and the same perf command alternately
 (default 30 runs each), and prints median wall time, median CPU time and median peak RSS of
 each, with the ratios ruperf/perf. Targets: wall <= 0.2x perf, peak RSS <= 0.5x perf.
+Two references run in the same rotation: `bare` is `true` alone, and `floor` is
+benches/support/stat_floor.c, a C program that counts `true` the way ruperf does with nothing
+else (no option parsing, event names or messages), the least such a run can cost here.
 
 Usage: benches/stat_startup.py [RUNS]   (builds the release binary first)
 """
@@ -17,11 +20,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 LAUNCH = os.path.join(ROOT, "target", "bench-launch")
+FLOOR = os.path.join(ROOT, "target", "bench-stat-floor")
 
 
 def build_launcher():
-    src = os.path.join(ROOT, "benches", "support", "launch.c")
-    subprocess.run(["cc", "-O2", "-o", LAUNCH, src], check=True)
+    support = os.path.join(ROOT, "benches", "support")
+    subprocess.run(["cc", "-O2", "-o", LAUNCH, os.path.join(support, "launch.c")], check=True)
+    subprocess.run(["cc", "-O2", "-o", FLOOR, os.path.join(support, "stat_floor.c")], check=True)
 
 
 def measure(argv):
@@ -42,7 +47,12 @@ def main():
     if perf is None:
         sys.exit("Debian's perf is not installed: apt-get install linux-perf")
     tail = ["stat", "-e", "task-clock", "-x,", "-o", "/dev/null", "true"]
-    cmds = {"ruperf": [ruperf] + tail, "perf": [perf] + tail, "bare": ["/bin/true"]}
+    cmds = {
+        "ruperf": [ruperf] + tail,
+        "perf": [perf] + tail,
+        "bare": ["/bin/true"],
+        "floor": [FLOOR],
+    }
     results = {k: [] for k in cmds}
     for name in cmds:  # warm caches once
         measure(cmds[name])
@@ -57,6 +67,7 @@ def main():
     rr = med["ruperf"][2] / med["perf"][2]
     rc = med["ruperf"][1] / med["perf"][1] if med["perf"][1] else float("nan")
     print(f"ratio ruperf/perf: wall {rw:.3f} (target <= 0.2), cpu {rc:.3f}, peak RSS {rr:.3f} (target <= 0.5)")
+    print(f"ratio floor/perf: wall {med['floor'][0] / med['perf'][0]:.3f}")
 
 
 if __name__ == "__main__":
