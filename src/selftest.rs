@@ -300,6 +300,7 @@ fn t_workload(c: &Ctx) -> Outcome {
         pids: vec![],
         tids: vec![],
         cpus: None,
+        per_cpu: false,
         repeat: 1,
         interval: None,
         interval_count: None,

@@ -31,6 +31,8 @@ pub struct StatConfig {
     pub tids: Vec<i32>,
     /// System-wide on these CPUs (`-a` gives every online CPU, `-C` a list).
     pub cpus: Option<Vec<u32>>,
+    /// One row per CPU instead of totals (`-A`; system-wide only).
+    pub per_cpu: bool,
     /// Number of runs (`-r`).
     pub repeat: u32,
     /// Interval between rows (`-I`).
@@ -66,6 +68,9 @@ pub enum Status {
 /// One counter's result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CounterRow {
+    /// The CPU this row counts on alone (`-A`); None for a total.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<u32>,
     /// Event name as perf prints it.
     pub name: String,
     /// Event family.
@@ -94,6 +99,7 @@ impl CounterRow {
     /// A counted, unmultiplexed row for tests of the presentation layer.
     pub(crate) fn counted(name: &str, class: EventClass, count: f64, is_clock: bool) -> Self {
         CounterRow {
+            cpu: None,
             name: name.into(),
             class,
             status: Status::Counted,
@@ -202,12 +208,47 @@ pub fn spread(values: &[f64]) -> Spread {
     Spread { mean, stderr, pct }
 }
 
-fn rows(session: &Session, counts: &[RawCount], scale: bool) -> Vec<CounterRow> {
-    session
+/// Which counter (index into the session) and which CPU each reading belongs to: one entry per
+/// counter, or with `-A` one per counter and CPU. Fixed for a session, so readings taken at
+/// different times line up for differences.
+type Layout = Vec<(usize, Option<u32>)>;
+
+/// Reads the session in the shape the output wants: totals, or per CPU with `per_cpu` (a
+/// counter the machine lacks gets a row on each of `cpus`).
+fn read_counts(session: &Session, per_cpu: bool, cpus: &[u32]) -> Result<(Layout, Vec<RawCount>)> {
+    if !per_cpu {
+        let counts = session.read()?;
+        return Ok(((0..counts.len()).map(|i| (i, None)).collect(), counts));
+    }
+    let mut layout = Vec::new();
+    let mut counts = Vec::new();
+    for (i, (c, each)) in session
         .counters
         .iter()
+        .zip(session.read_per_cpu()?)
+        .enumerate()
+    {
+        if matches!(c.status, OpenStatus::Open) {
+            for (cpu, r) in each {
+                layout.push((i, Some(cpu)));
+                counts.push(r);
+            }
+        } else {
+            for &cpu in cpus {
+                layout.push((i, Some(cpu)));
+                counts.push(RawCount::default());
+            }
+        }
+    }
+    Ok((layout, counts))
+}
+
+fn rows(session: &Session, layout: &Layout, counts: &[RawCount], scale: bool) -> Vec<CounterRow> {
+    layout
+        .iter()
         .zip(counts)
-        .map(|(c, raw)| {
+        .map(|(&(i, cpu), raw)| {
+            let c = &session.counters[i];
             let (status, count, reason) = match &c.status {
                 OpenStatus::NotSupported(why) => (Status::NotSupported, 0.0, Some(why.clone())),
                 OpenStatus::Open => {
@@ -223,6 +264,7 @@ fn rows(session: &Session, counts: &[RawCount], scale: bool) -> Vec<CounterRow> 
                 }
             };
             CounterRow {
+                cpu,
                 name: c.spec.name.clone(),
                 class: c.spec.class.clone(),
                 status,
@@ -238,9 +280,10 @@ fn rows(session: &Session, counts: &[RawCount], scale: bool) -> Vec<CounterRow> 
         .collect()
 }
 
-/// The `-I` row for the window from `prev_time` to `now`: counter deltas and energy.
+#[allow(clippy::too_many_arguments)]
 fn interval_row(
     session: &Session,
+    layout: &Layout,
     counts: &[RawCount],
     prev: &[RawCount],
     now: f64,
@@ -252,7 +295,7 @@ fn interval_row(
     Ok(IntervalRow {
         time: now,
         length: now - prev_time,
-        counters: rows(session, &deltas, scale),
+        counters: rows(session, layout, &deltas, scale),
         energy: energy.map(EnergySession::interval).transpose()?,
     })
 }
@@ -285,6 +328,12 @@ pub fn describe_target(cfg: &StatConfig) -> String {
 pub fn run(cfg: &StatConfig, on_interval: &mut dyn FnMut(&IntervalRow)) -> Result<StatResult> {
     if cfg.repeat == 0 {
         return Err(Error::Usage("-r/--repeat must be at least 1".into()));
+    }
+    if cfg.per_cpu && cfg.cpus.is_none() {
+        return Err(Error::Usage(
+            "-A/--no-aggr counts per CPU, which needs a system-wide target: add -a or -C CPUS"
+                .into(),
+        ));
     }
     if cfg.command.is_empty() && cfg.pids.is_empty() && cfg.tids.is_empty() && cfg.cpus.is_none() {
         return Err(Error::Usage(
@@ -440,7 +489,9 @@ fn run_once(
     }
     let ticker = cfg.interval.map(Ticker::new).transpose()?;
     let waiter = Waiter::new(signals, child.as_ref(), &watched, ticker.as_ref())?;
-    let mut prev_counts = vec![RawCount::default(); session.counters.len()];
+    let cpus = cfg.cpus.clone().unwrap_or_default();
+    let (_, mut prev_counts) = read_counts(&session, cfg.per_cpu, &cpus)?;
+    prev_counts.fill(RawCount::default());
     let mut prev_time = 0.0;
     let mut rows_done = 0u64;
     let mut alive = watched.len();
@@ -484,10 +535,11 @@ fn run_once(
             break;
         }
         if tick {
-            let counts = session.read()?;
+            let (layout, counts) = read_counts(&session, cfg.per_cpu, &cpus)?;
             let now = start.elapsed().as_secs_f64();
             let row = interval_row(
                 &session,
+                &layout,
                 &counts,
                 &prev_counts,
                 now,
@@ -510,7 +562,8 @@ fn run_once(
     let (exit, times) = match child.as_mut() {
         Some(c) => {
             let (st, t) = c.wait()?;
-            (Some(st), Some(t))
+            // System-wide, the command only sets the window: perf shows no user/sys for it.
+            (Some(st), cfg.cpus.is_none().then_some(t))
         }
         None => (None, None),
     };
@@ -518,7 +571,7 @@ fn run_once(
     if !matches!(target, Target::Child(_) | Target::Inherited) {
         session.disable()?;
     }
-    let counts = session.read()?;
+    let (layout, counts) = read_counts(&session, cfg.per_cpu, &cpus)?;
     // A final partial interval, as perf prints when the command ends between ticks.
     if ticker.is_some()
         && cfg.interval_count.is_none_or(|n| rows_done < n)
@@ -526,6 +579,7 @@ fn run_once(
     {
         let row = interval_row(
             &session,
+            &layout,
             &counts,
             &prev_counts,
             elapsed,
@@ -537,7 +591,7 @@ fn run_once(
     }
     let energy = energy.map(EnergySession::finish).transpose()?;
     Ok(RunResult {
-        counters: rows(&session, &counts, cfg.scale),
+        counters: rows(&session, &layout, &counts, cfg.scale),
         elapsed,
         times,
         exit,

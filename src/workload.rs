@@ -196,7 +196,11 @@ impl GatedChild {
         // The child's stack (64 KiB, 16-byte aligned): it runs only the few calls in
         // `exec_child`. Left uninitialised, so only the pages the child touches are faulted in.
         let mut stack: Vec<std::mem::MaybeUninit<u128>> = Vec::with_capacity(4096);
-        let stack_top = stack.spare_capacity_mut().as_mut_ptr_range().end.cast::<libc::c_void>();
+        let stack_top = stack
+            .spare_capacity_mut()
+            .as_mut_ptr_range()
+            .end
+            .cast::<libc::c_void>();
         let mut pidfd: libc::c_int = -1;
         let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
         // SAFETY: CLONE_VFORK suspends this thread until the child has exec'd or exited, so the

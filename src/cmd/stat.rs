@@ -41,6 +41,9 @@ pub struct StatArgs {
     /// System-wide collection on these CPUs only, e.g. 0-3,8
     #[arg(short = 'C', long = "cpu", value_name = "LIST")]
     pub cpu: Option<String>,
+    /// With -a or -C: one count per CPU instead of the total
+    #[arg(short = 'A', long = "no-aggr")]
+    pub no_aggr: bool,
     /// Run the command N times and print the mean with its spread
     #[arg(short = 'r', long = "repeat", value_name = "N", default_value_t = 1)]
     pub repeat: u32,
@@ -203,6 +206,7 @@ impl StatArgs {
             pids,
             tids,
             cpus,
+            per_cpu: self.no_aggr,
             repeat: self.repeat,
             interval: self.interval.map(Duration::from_millis),
             interval_count: self.interval_count,

@@ -89,6 +89,8 @@ pub struct Counter {
     /// The attr actually used (for `-v`).
     pub attr: sys::Attr,
     fds: Vec<OwnedFd>,
+    /// The CPU of each descriptor in `fds` (-1 for a task's counter on every CPU).
+    cpus: Vec<i32>,
 }
 
 /// A raw reading summed over slots.
@@ -263,25 +265,58 @@ impl Session {
         Ok(())
     }
 
-    /// Reads every counter (cumulative since it was enabled). Unsupported counters read as
-    /// zero; check `status`.
+    /// Reads every counter (cumulative since it was enabled), summed over its descriptors.
+    /// Unsupported counters read as zero; check `status`.
     pub fn read(&self) -> Result<Vec<RawCount>> {
         let mut out = Vec::with_capacity(self.counters.len());
-        let mut buf = [0u64; 3];
         for c in &self.counters {
             let mut total = RawCount::default();
-            for fd in &c.fds {
-                let w = sys::read_words(fd.as_fd(), &mut buf)
-                    .map_err(|e| Error::Os(format!("cannot read counter {}: {e}", c.spec.name)))?;
-                if let [v, ena, run] = *w {
-                    total.value = total.value.wrapping_add(v);
-                    total.enabled = total.enabled.wrapping_add(ena);
-                    total.running = total.running.wrapping_add(run);
-                }
+            for (_, r) in c.read_each()? {
+                total.value = total.value.wrapping_add(r.value);
+                total.enabled = total.enabled.wrapping_add(r.enabled);
+                total.running = total.running.wrapping_add(r.running);
             }
             out.push(total);
         }
         Ok(out)
+    }
+
+    /// Reads every counter on each CPU it was opened on (`-A`): one (cpu, reading) per
+    /// descriptor, in CPU order. Unsupported counters give an empty list.
+    pub fn read_per_cpu(&self) -> Result<Vec<Vec<(u32, RawCount)>>> {
+        self.counters
+            .iter()
+            .map(|c| {
+                Ok(c.read_each()?
+                    .into_iter()
+                    .map(|(cpu, r)| (cpu.max(0) as u32, r))
+                    .collect())
+            })
+            .collect()
+    }
+}
+
+impl Counter {
+    fn read_each(&self) -> Result<Vec<(i32, RawCount)>> {
+        let mut buf = [0u64; 3];
+        self.fds
+            .iter()
+            .zip(&self.cpus)
+            .map(|(fd, &cpu)| {
+                let w = sys::read_words(fd.as_fd(), &mut buf).map_err(|e| {
+                    Error::Os(format!("cannot read counter {}: {e}", self.spec.name))
+                })?;
+                let mut r = RawCount::default();
+                if let [v, ena, run] = *w {
+                    r = RawCount {
+                        value: v,
+                        enabled: ena,
+                        running: run,
+                    };
+                }
+                Ok((cpu, r))
+            })
+            .collect()
     }
 }
 
@@ -323,6 +358,7 @@ fn open_counter(
         status: OpenStatus::NotSupported(why),
         attr,
         fds: Vec::new(),
+        cpus: Vec::new(),
     };
     if let Some(l) = leader {
         if let OpenStatus::NotSupported(why) = &l.status {
@@ -346,6 +382,7 @@ fn open_counter(
     let mut spec = spec.clone();
     let mut attr = counting_attr(&spec, target, member, opts);
     let mut fds = Vec::with_capacity(slot_list.len());
+    let mut cpus = Vec::with_capacity(slot_list.len());
     let mut i = 0;
     while i < slot_list.len() {
         let (pid, cpu) = slot_list[i];
@@ -353,6 +390,7 @@ fn open_counter(
         match sys::perf_event_open(&attr, pid, cpu, group) {
             Ok(fd) => {
                 fds.push(fd);
+                cpus.push(cpu);
                 i += 1;
             }
             Err(e) => {
@@ -397,6 +435,7 @@ fn open_counter(
         status: OpenStatus::Open,
         attr,
         fds,
+        cpus,
     })
 }
 

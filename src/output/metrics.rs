@@ -27,9 +27,41 @@ pub enum Style {
     Ratio,
 }
 
-/// Totals a row's metric depends on, gathered from one set of rows.
+/// What metrics are computed from: the totals of a set of rows, kept separately for each CPU
+/// when the rows are per CPU (`-A`), so that a CPU's metrics use that CPU's counts only.
 #[derive(Debug, Default, Clone)]
 pub struct Context {
+    sets: Vec<(Option<u32>, Totals)>,
+}
+
+impl Context {
+    /// Collects the totals from `rows`; `elapsed` is the window in seconds.
+    pub fn new(rows: &[CounterRow], elapsed: f64) -> Self {
+        let mut cpus: Vec<Option<u32>> = rows.iter().map(|r| r.cpu).collect();
+        cpus.sort_unstable();
+        cpus.dedup();
+        let sets = cpus
+            .into_iter()
+            .map(|cpu| {
+                (
+                    cpu,
+                    Totals::new(rows.iter().filter(|r| r.cpu == cpu), elapsed),
+                )
+            })
+            .collect();
+        Context { sets }
+    }
+
+    /// The metric perf shows for `row`, if any.
+    pub fn metric(&self, row: &CounterRow) -> Option<Metric> {
+        let (_, totals) = self.sets.iter().find(|(cpu, _)| *cpu == row.cpu)?;
+        totals.metric(row)
+    }
+}
+
+/// Totals a row's metric depends on, gathered from one set of rows.
+#[derive(Debug, Default, Clone)]
+struct Totals {
     task_clock_ns: Option<f64>,
     elapsed_ns: f64,
     cycles: Option<f64>,
@@ -66,14 +98,13 @@ fn cache_parts(row: &CounterRow) -> Option<(usize, bool)> {
     Some((id, miss))
 }
 
-impl Context {
-    /// Collects the totals from `rows`; `elapsed` is the window in seconds.
-    pub fn new(rows: &[CounterRow], elapsed: f64) -> Self {
-        let mut c = Context {
+impl Totals {
+    fn new<'a>(rows: impl Iterator<Item = &'a CounterRow>, elapsed: f64) -> Self {
+        let mut c = Totals {
             elapsed_ns: elapsed * 1e9,
             ..Default::default()
         };
-        for r in rows.iter().filter(|r| r.status == Status::Counted) {
+        for r in rows.filter(|r| r.status == Status::Counted) {
             if r.is_clock && c.task_clock_ns.is_none() {
                 c.task_clock_ns = Some(r.count);
             }
@@ -95,8 +126,7 @@ impl Context {
         c
     }
 
-    /// The metric perf shows for `row`, if any.
-    pub fn metric(&self, row: &CounterRow) -> Option<Metric> {
+    fn metric(&self, row: &CounterRow) -> Option<Metric> {
         if row.status != Status::Counted {
             return None;
         }
@@ -216,6 +246,27 @@ mod tests {
             (m(7).value, m(7).unit.as_str()),
             (5.0, "of all L1-dcache accesses")
         );
+    }
+
+    #[test]
+    fn per_cpu_rows_use_their_own_cpus_totals() {
+        let on = |cpu: u32, r: CounterRow| CounterRow {
+            cpu: Some(cpu),
+            ..r
+        };
+        let rows = vec![
+            on(0, row("cpu-clock", EventClass::Software, 1e9, true)),
+            on(1, row("cpu-clock", EventClass::Software, 5e8, true)),
+            on(0, row("cycles", EventClass::Hardware, 3e9, false)),
+            on(1, row("cycles", EventClass::Hardware, 1e9, false)),
+            on(0, row("instructions", EventClass::Hardware, 3e9, false)),
+            on(1, row("instructions", EventClass::Hardware, 4e9, false)),
+        ];
+        let c = Context::new(&rows, 1.0);
+        let v = |i: usize| c.metric(&rows[i]).unwrap().value;
+        assert_eq!((v(0), v(1)), (1.0, 0.5));
+        assert_eq!((v(2), v(3)), (3.0, 2.0));
+        assert_eq!((v(4), v(5)), (1.0, 4.0));
     }
 
     #[test]

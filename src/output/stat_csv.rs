@@ -1,6 +1,7 @@
 //! `-x SEP`: perf's CSV field order.
 //!
-//! Per counter: `[interval,]value,unit,event,[noise%,]runtime,pcnt-running,metric-value,metric-unit`.
+//! Per counter: `[interval,][CPUn,]value,unit,event,[noise%,]runtime,pcnt-running,metric-value,metric-unit`
+//! (`CPUn` with `-A`).
 
 use std::io::{self, Write};
 
@@ -36,6 +37,9 @@ impl Csv {
         let mut f: Vec<String> = Vec::with_capacity(9);
         if let Some(t) = prefix {
             f.push(format!("{t:.9}"));
+        }
+        if let Some(cpu) = row.cpu {
+            f.push(format!("CPU{cpu}"));
         }
         f.push(value);
         f.push(unit);

@@ -28,6 +28,9 @@ pub fn object(interval: Option<f64>, row: &CounterRow, ctx: &Context, noise: Opt
     if let Some(t) = interval {
         o.insert("interval".into(), json!(t));
     }
+    if let Some(cpu) = row.cpu {
+        o.insert("cpu".into(), json!(cpu.to_string()));
+    }
     let (value, unit) = counter_value(row, row.count, false);
     let value = match row.status {
         Status::Counted => format!("{:.6}", super::shown_value(row, row.count)),

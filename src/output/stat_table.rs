@@ -57,10 +57,12 @@ fn energy_line(e: &EnergyLine, uw: usize) -> String {
     )
 }
 
-/// Formats one counter line (without a leading interval timestamp).
+/// Formats one counter line (without a leading interval timestamp). A per-CPU row (`-A`)
+/// starts with its CPU, as perf's `CPU0      ` column.
 fn line(row: &CounterRow, count: f64, ctx: &Context, noise: Option<f64>, uw: usize) -> String {
     let (value, unit) = counter_value(row, count, true);
-    let s = format!("{value:>18} {unit:<uw$} {:<32} ", row.name);
+    let cpu = row.cpu.map_or(String::new(), |c| format!("CPU{c:<7} "));
+    let s = format!("{cpu}{value:>18} {unit:<uw$} {:<32} ", row.name);
     let shown = CounterRow {
         count,
         ..row.clone()
@@ -94,7 +96,14 @@ fn precision(stderr: f64) -> usize {
 impl StatExporter for Table {
     fn interval(&mut self, row: &IntervalRow, out: &mut dyn Write) -> io::Result<()> {
         if !self.header_done {
-            writeln!(out, "#           time             counts unit events")?;
+            if row.counters.iter().any(|c| c.cpu.is_some()) {
+                writeln!(
+                    out,
+                    "#           time CPU                    counts unit events"
+                )?;
+            } else {
+                writeln!(out, "#           time             counts unit events")?;
+            }
             self.header_done = true;
         }
         let ctx = Context::new(&row.counters, row.length);

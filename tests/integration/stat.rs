@@ -174,6 +174,108 @@ fn system_wide_counts_every_cpu() {
 }
 
 #[test]
+fn per_cpu_rows_with_no_aggr() {
+    let cpus: Vec<u32> = {
+        let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+        // "0-1" or "0,2-3": expand the ranges.
+        text.trim()
+            .split(',')
+            .flat_map(|r| {
+                let (a, b) = r.split_once('-').unwrap_or((r, r));
+                a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()
+            })
+            .collect()
+    };
+    // CSV: one line per CPU and event, counter-major, each starting with CPUn; cpu-clock on
+    // each CPU covers the whole window.
+    let (text, code) = ruperf_csv(&[
+        "stat",
+        "-a",
+        "-A",
+        "-x,",
+        "-e",
+        "cpu-clock,cs",
+        "sleep",
+        "0.2",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(lines.len(), 2 * cpus.len(), "{text}");
+    for (i, f) in lines.iter().enumerate() {
+        let cpu = cpus[i % cpus.len()];
+        let event = if i < cpus.len() { "cpu-clock" } else { "cs" };
+        assert_eq!(f.len(), 8, "{text}");
+        assert_eq!(
+            (f[0], f[3]),
+            (format!("CPU{cpu}").as_str(), event),
+            "{text}"
+        );
+        if event == "cpu-clock" {
+            let ms: f64 = f[1].parse().unwrap();
+            assert!(ms > 150.0 && ms < 600.0, "{ms} ms on CPU{cpu}: {text}");
+            // Each CPU's metric uses its own clock: about 1 CPU utilized.
+            let util: f64 = f[6].parse().unwrap();
+            assert!((util - 1.0).abs() < 0.2, "{text}");
+        }
+    }
+    // perf lays out the same fields in the same order.
+    if have_perf() {
+        let out = Command::new("perf")
+            .args([
+                "stat",
+                "-a",
+                "-A",
+                "-x,",
+                "-e",
+                "cpu-clock",
+                "sleep",
+                "0.05",
+            ])
+            .output()
+            .unwrap();
+        let perf_text = String::from_utf8_lossy(&out.stderr);
+        let first = perf_text.lines().next().unwrap().split(',').count();
+        assert_eq!(first, 8, "{perf_text}");
+        assert!(
+            perf_text.starts_with(&format!("CPU{},", cpus[0])),
+            "{perf_text}"
+        );
+    }
+    // The table has perf's CPU column; JSON has a "cpu" key; -C keeps to the chosen CPU.
+    let out = ruperf()
+        .args(["stat", "-C", "0", "-A", "-e", "cpu-clock", "sleep", "0.05"])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let row = err.lines().find(|l| l.contains("cpu-clock")).unwrap();
+    assert!(row.starts_with("CPU0       "), "{err}");
+    assert_eq!(err.matches("cpu-clock").count(), 1, "{err}");
+    let out = ruperf()
+        .args(["stat", "-a", "-A", "-j", "-e", "cs", "sleep", "0.05"])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let seen: Vec<String> = err
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["cpu"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let want: Vec<String> = cpus.iter().map(u32::to_string).collect();
+    assert_eq!(seen, want, "{err}");
+    // Per-CPU counts exist only system-wide.
+    let out = ruperf()
+        .args(["stat", "-A", "-e", "cs", "true"])
+        .assert()
+        .code(64);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("-A") && err.contains("-a or -C"), "{err}");
+}
+
+#[test]
 fn hardware_events_are_not_supported_here_but_exit_zero() {
     let out = ruperf()
         .args(["stat", "-e", "cycles,instructions,task-clock", "true"])
