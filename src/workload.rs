@@ -8,8 +8,8 @@
 //!   for sampling.
 //! - [`GatedChild::start`]: counters were already opened on the calling thread, disabled, with
 //!   `inherit` and `enable_on_exec`. The kernel copies them into the child when it is created
-//!   and they start counting at its exec, so no gate is needed and the child is started with
-//!   posix_spawn, a vfork-style clone that does not copy ruperf's page tables.
+//!   and they start counting at its exec, so no gate is needed and the child is started by a
+//!   vfork-style clone that does not copy ruperf's page tables. This is `stat`'s default.
 //!
 //! Signals: the caller blocks SIGINT/SIGTERM/SIGHUP with [`SignalWatch`] and reads them from a
 //! signalfd; the child's mask and SIGPIPE disposition are reset before exec, so the command runs
