@@ -649,6 +649,9 @@ pub fn run(
     s.buf.clear();
     if let Some(text) = kernel_text {
         synth::kernel_mmap(&mut s.buf, &trailer, text);
+        for m in synth::kernel_modules(root) {
+            synth::module_mmap(&mut s.buf, &trailer, &m);
+        }
     }
     match &cfg.target {
         Target::Pids(pids) => {

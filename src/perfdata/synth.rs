@@ -1,5 +1,6 @@
 //! Records ruperf writes itself: COMM, FORK, MMAP2 describing processes that were already
-//! running when recording started (read from /proc), the kernel's map, and FINISHED_ROUND.
+//! running when recording started (read from /proc), the kernel's map and those of its loaded
+//! modules, and FINISHED_ROUND.
 //!
 //! Builders are pure functions returning record bytes; the /proc readers are thin wrappers
 //! over pure parsers.
@@ -206,6 +207,85 @@ pub fn kernel_mmap(out: &mut Vec<u8>, t: &IdTrailer, text: u64) {
     end(out, at);
 }
 
+/// One loaded kernel module: where its code is and the file it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    /// Start of the module's memory.
+    pub start: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The module file (`/lib/modules/RELEASE/…/name.ko…`), or `[name]` when it is not found,
+    /// as perf names module maps.
+    pub path: String,
+}
+
+/// The modules in /proc/modules text (`name size refs deps state address …`). Modules whose
+/// address is hidden (zero, as for readers without CAP_SYSLOG) are left out: their map would
+/// be wrong. `files` maps a module name (with `-` written `_`) to its file.
+pub fn parse_modules(text: &str, files: &std::collections::HashMap<String, String>) -> Vec<Module> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (name, size, addr) = (f.first()?, f.get(1)?, f.get(5)?);
+            let start = u64::from_str_radix(addr.trim_start_matches("0x"), 16).ok()?;
+            let size = size.parse().ok()?;
+            (start != 0 && size != 0).then(|| Module {
+                start,
+                size,
+                path: files
+                    .get(&name.replace('-', "_"))
+                    .cloned()
+                    .unwrap_or_else(|| format!("[{name}]")),
+            })
+        })
+        .collect()
+}
+
+/// Module files listed in modules.dep text (`kernel/…/name.ko.xz: deps…`), by module name
+/// (`-` written `_`); relative paths are taken under `base` (`/lib/modules/RELEASE`).
+pub fn module_files(dep: &str, base: &str) -> std::collections::HashMap<String, String> {
+    dep.lines()
+        .filter_map(|l| {
+            let file = l.split(':').next()?.trim();
+            let stem = Path::new(file).file_name()?.to_str()?;
+            let name = stem.split(".ko").next()?.replace('-', "_");
+            let path = if file.starts_with('/') {
+                file.to_string()
+            } else {
+                format!("{base}/{file}")
+            };
+            Some((name, path))
+        })
+        .collect()
+}
+
+/// The kernel's loaded modules, from /proc/modules and /lib/modules/RELEASE/modules.dep.
+pub fn kernel_modules(root: &Sysroot) -> Vec<Module> {
+    let Ok(text) = std::fs::read_to_string(root.path("/proc/modules")) else {
+        return Vec::new();
+    };
+    let files = root
+        .read_trimmed("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|rel| {
+            let base = format!("/lib/modules/{rel}");
+            let dep = std::fs::read_to_string(root.path(format!("{base}/modules.dep"))).ok()?;
+            Some(module_files(&dep, &base))
+        })
+        .unwrap_or_default();
+    parse_modules(&text, &files)
+}
+
+/// The MMAP record perf writes for a kernel module.
+pub fn module_mmap(out: &mut Vec<u8>, t: &IdTrailer, m: &Module) {
+    let at = begin(out, MMAP, b::PERF_RECORD_MISC_KERNEL as u16);
+    u32s(out, &[u32::MAX, 0]);
+    u64s(out, &[m.start, m.size, 0]);
+    push_name(out, &m.path);
+    t.push(out, u32::MAX, 0);
+    end(out, at);
+}
+
 /// PERF_RECORD_FINISHED_ROUND (a bare header).
 pub fn finished_round(out: &mut Vec<u8>) {
     let at = begin(out, FINISHED_ROUND, 0);
@@ -368,6 +448,88 @@ garbage line
             &k[40..40 + KERNEL_MMAP_NAME.len()],
             KERNEL_MMAP_NAME.as_bytes()
         );
+    }
+
+    const MODULES: &str = "\
+kvm_amd 155648 0 - Live 0xffffffffc0b9a000
+kvm 1142784 1 kvm_amd, Live 0xffffffffc0a5b000
+nvidia 56344576 2 nvidia_modeset, Live 0xffffffffc1000000 (POE)
+hidden 4096 0 - Live 0x0000000000000000
+";
+    const DEP: &str = "\
+kernel/arch/x86/kvm/kvm.ko.xz: kernel/virt/lib/irqbypass.ko.xz
+kernel/arch/x86/kvm/kvm-amd.ko.xz: kernel/arch/x86/kvm/kvm.ko.xz
+";
+
+    #[test]
+    fn modules_from_proc_and_modules_dep() {
+        let files = module_files(DEP, "/lib/modules/6.1.0-13-amd64");
+        assert_eq!(
+            files["kvm_amd"],
+            "/lib/modules/6.1.0-13-amd64/kernel/arch/x86/kvm/kvm-amd.ko.xz"
+        );
+        let mods = parse_modules(MODULES, &files);
+        assert_eq!(
+            mods,
+            vec![
+                Module {
+                    start: 0xffffffffc0b9a000,
+                    size: 155648,
+                    path: files["kvm_amd"].clone(),
+                },
+                Module {
+                    start: 0xffffffffc0a5b000,
+                    size: 1142784,
+                    path: "/lib/modules/6.1.0-13-amd64/kernel/arch/x86/kvm/kvm.ko.xz".into(),
+                },
+                // Not in modules.dep (built out of tree): perf's bracketed name.
+                Module {
+                    start: 0xffffffffc1000000,
+                    size: 56344576,
+                    path: "[nvidia]".into(),
+                },
+            ]
+        );
+        // Read through a sysroot, as record does.
+        let dir = std::env::temp_dir().join(format!("ruperf-modules-{}", std::process::id()));
+        let rel = "6.1.0-13-amd64";
+        std::fs::create_dir_all(dir.join("proc/sys/kernel")).unwrap();
+        std::fs::create_dir_all(dir.join(format!("lib/modules/{rel}"))).unwrap();
+        std::fs::write(dir.join("proc/modules"), MODULES).unwrap();
+        std::fs::write(dir.join("proc/sys/kernel/osrelease"), format!("{rel}\n")).unwrap();
+        std::fs::write(dir.join(format!("lib/modules/{rel}/modules.dep")), DEP).unwrap();
+        assert_eq!(kernel_modules(&Sysroot::new(&dir)), mods);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(kernel_modules(&Sysroot::new("/nonexistent")).is_empty());
+    }
+
+    #[test]
+    fn module_map_record() {
+        let t = IdTrailer {
+            sample_type: (b::PERF_SAMPLE_IDENTIFIER | b::PERF_SAMPLE_TID | b::PERF_SAMPLE_TIME)
+                as u64,
+            id: 7,
+        };
+        let m = Module {
+            start: 0xffffffffc0a5b000,
+            size: 1142784,
+            path: "[kvm]".into(),
+        };
+        let mut out = Vec::new();
+        module_mmap(&mut out, &t, &m);
+        let recs: Vec<_> = ring::records(&out).collect();
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!((r.kind, r.misc), (MMAP, b::PERF_RECORD_MISC_KERNEL as u16));
+        let word = |at: usize| u64::from_ne_bytes(r.bytes[at..at + 8].try_into().unwrap());
+        // header 8, pid/tid 8, then start, len, pgoff, then the name.
+        assert_eq!(
+            u32::from_ne_bytes(r.bytes[8..12].try_into().unwrap()),
+            u32::MAX
+        );
+        assert_eq!((word(16), word(24), word(32)), (m.start, m.size, 0));
+        assert_eq!(&r.bytes[40..46], b"[kvm]\0");
+        assert_eq!(r.bytes.len() % 8, 0);
     }
 
     #[test]

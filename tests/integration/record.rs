@@ -274,6 +274,76 @@ fn records_all_cpus_for_a_short_window() {
     }
 }
 
+/// A root whose /proc/modules lists one module and whose modules.dep names its file; everything
+/// else is the real system (symlinks), so a system-wide recording works through it.
+fn root_with_a_module(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    for top in ["sys", "dev"] {
+        std::os::unix::fs::symlink(format!("/{top}"), root.join(top)).unwrap();
+    }
+    for e in std::fs::read_dir("/proc").unwrap() {
+        let name = e.unwrap().file_name();
+        if name != "modules" {
+            std::os::unix::fs::symlink(
+                Path::new("/proc").join(&name),
+                root.join("proc").join(&name),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(
+        root.join("proc/modules"),
+        "kvm 1142784 0 - Live 0xffffffffc0a5b000\n",
+    )
+    .unwrap();
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let lib = root.join("lib/modules").join(rel.trim());
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("modules.dep"), "kernel/arch/x86/kvm/kvm.ko.xz:\n").unwrap();
+    root
+}
+
+#[test]
+fn kernel_modules_get_the_maps_perf_expects() {
+    require!(have_perf(), "Debian's perf is not installed");
+    require!(
+        is_root(),
+        "system-wide sampling needs root at perf_event_paranoid > 0"
+    );
+    let dir = scratch("rec-modules");
+    let root = root_with_a_module(&dir);
+    let data = dir.join("mod.data");
+    let out = ruperf()
+        .arg("--sysroot")
+        .arg(&root)
+        .args(["record", "-a", "-o"])
+        .arg(&data)
+        .args(["--", "sleep", "0.1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // perf reads the module's map as a kernel map at the module's address, with its file.
+    let dump = Command::new("perf")
+        .args(["script", "-D", "-i"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let want = format!(
+        "PERF_RECORD_MMAP -1/0: [0xffffffffc0a5b000(0x117000) @ 0]: x /lib/modules/{}/kernel/arch/x86/kvm/kvm.ko.xz",
+        rel.trim()
+    );
+    assert!(
+        dump.contains(&want),
+        "{want} missing from:\n{}",
+        &dump[..dump.len().min(4000)]
+    );
+    perf_report(&data, &["--sort", "dso"]);
+}
+
 /// Offsets of the records in a perf.data file's data section, with their types.
 fn data_records(bytes: &[u8]) -> (u64, Vec<(usize, u32)>) {
     let u64_at = |o: usize| u64::from_ne_bytes(bytes[o..o + 8].try_into().unwrap());
