@@ -326,9 +326,11 @@ impl EnergySession {
         let now = self.snapshot();
         let prev = self
             .mark
-            .replace(now.clone())
+            .take()
             .ok_or_else(|| Error::Internal("energy interval before start".into()))?;
-        Ok(self.report(&prev, &now, Vec::new(), None))
+        let report = self.report(&prev, &now, Vec::new(), None);
+        self.mark = Some(now);
+        Ok(report)
     }
 
     /// Takes the closing reading (call it just after the command exits), stops the poller and
