@@ -291,7 +291,11 @@ fn interval_row(
     scale: bool,
     energy: Option<&mut EnergySession>,
 ) -> Result<IntervalRow> {
-    let deltas: Vec<RawCount> = counts.iter().zip(prev).map(|(c, p)| c.since(*p)).collect();
+    let deltas: Vec<RawCount> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.since(prev.get(i).copied().unwrap_or_default()))
+        .collect();
     Ok(IntervalRow {
         time: now,
         length: now - prev_time,
@@ -490,8 +494,8 @@ fn run_once(
     let ticker = cfg.interval.map(Ticker::new).transpose()?;
     let waiter = Waiter::new(signals, child.as_ref(), &watched, ticker.as_ref())?;
     let cpus = cfg.cpus.clone().unwrap_or_default();
-    let (_, mut prev_counts) = read_counts(&session, cfg.per_cpu, &cpus)?;
-    prev_counts.fill(RawCount::default());
+    // The previous row's readings; none before the first (counters start at zero).
+    let mut prev_counts: Vec<RawCount> = Vec::new();
     let mut prev_time = 0.0;
     let mut rows_done = 0u64;
     let mut alive = watched.len();
