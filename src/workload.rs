@@ -107,16 +107,10 @@ impl GatedChild {
     /// Forks a child that will exec `argv` once released. `argv[0]` is resolved through PATH
     /// first, so "command not found" is reported without forking.
     pub fn spawn(argv: &[OsString]) -> Result<Self> {
-        let first = argv
-            .first()
-            .ok_or_else(|| Error::Usage("no command given to run".into()))?;
-        let path = resolve_program(first)?;
-        let program = first.to_string_lossy().into_owned();
         // Everything the child needs is prepared before fork: it must not allocate.
-        let c_path = cstring(path.as_os_str())?;
-        let c_args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
-        let mut c_argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
-        c_argv.push(std::ptr::null());
+        let exec = Exec::new(argv)?;
+        let (c_path, c_argv) = (&exec.path, &exec.argv);
+        let program = exec.program.clone();
 
         let (gate_r, gate_w) = pipe_cloexec()?;
         let (err_r, err_w) = pipe_cloexec()?;
@@ -178,18 +172,11 @@ impl GatedChild {
     /// tables, and none of the per-signal system calls a general posix_spawn makes.
     /// Exec failures are reported here (126 class; "not found" is found out before).
     pub fn start(argv: &[OsString]) -> Result<Self> {
-        let first = argv
-            .first()
-            .ok_or_else(|| Error::Usage("no command given to run".into()))?;
-        let path = resolve_program(first)?;
-        let program = first.to_string_lossy().into_owned();
-        let c_path = cstring(path.as_os_str())?;
-        let c_args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
-        let mut c_argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
-        c_argv.push(std::ptr::null());
+        let exec = Exec::new(argv)?;
+        let program = exec.program.clone();
         let mut spawn = SpawnArgs {
-            path: c_path.as_ptr(),
-            argv: c_argv.as_ptr(),
+            path: exec.path.as_ptr(),
+            argv: exec.argv.as_ptr(),
             mask: *SigSet::empty().as_ref(),
             exec_errno: 0,
         };
@@ -347,6 +334,36 @@ fn exec_error(program: &str, errno: i32) -> Error {
     Error::CommandNotExecutable {
         cmd: program.to_string(),
         reason,
+    }
+}
+
+/// A command ready to exec: `argv[0]` resolved through PATH ("command not found" is reported
+/// here, before any child exists) and every string as C needs it, so that the child only
+/// calls execve.
+struct Exec {
+    program: String,
+    path: CString,
+    /// Owns the strings `argv` points into.
+    _args: Vec<CString>,
+    /// NULL-terminated.
+    argv: Vec<*const libc::c_char>,
+}
+
+impl Exec {
+    fn new(argv: &[OsString]) -> Result<Self> {
+        let first = argv
+            .first()
+            .ok_or_else(|| Error::Usage("no command given to run".into()))?;
+        let path = cstring(resolve_program(first)?.as_os_str())?;
+        let args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_>>()?;
+        let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        Ok(Exec {
+            program: first.to_string_lossy().into_owned(),
+            path,
+            _args: args,
+            argv: ptrs,
+        })
     }
 }
 

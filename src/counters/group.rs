@@ -271,11 +271,11 @@ impl Session {
         let mut out = Vec::with_capacity(self.counters.len());
         for c in &self.counters {
             let mut total = RawCount::default();
-            for (_, r) in c.read_each()? {
+            c.read_each(|_, r| {
                 total.value = total.value.wrapping_add(r.value);
                 total.enabled = total.enabled.wrapping_add(r.enabled);
                 total.running = total.running.wrapping_add(r.running);
-            }
+            })?;
             out.push(total);
         }
         Ok(out)
@@ -287,36 +287,36 @@ impl Session {
         self.counters
             .iter()
             .map(|c| {
-                Ok(c.read_each()?
-                    .into_iter()
-                    .map(|(cpu, r)| (cpu.max(0) as u32, r))
-                    .collect())
+                let mut each = Vec::with_capacity(c.fds.len());
+                c.read_each(|cpu, r| each.push((cpu.max(0) as u32, r)))?;
+                Ok(each)
             })
             .collect()
     }
 }
 
 impl Counter {
-    fn read_each(&self) -> Result<Vec<(i32, RawCount)>> {
+    /// Reads each descriptor and hands `f` its CPU and reading (no allocation: `read` runs on
+    /// every `-I` tick).
+    fn read_each(&self, mut f: impl FnMut(i32, RawCount)) -> Result<()> {
         let mut buf = [0u64; 3];
-        self.fds
-            .iter()
-            .zip(&self.cpus)
-            .map(|(fd, &cpu)| {
-                let w = sys::read_words(fd.as_fd(), &mut buf).map_err(|e| {
-                    Error::Os(format!("cannot read counter {}: {e}", self.spec.name))
-                })?;
-                let mut r = RawCount::default();
-                if let [v, ena, run] = *w {
-                    r = RawCount {
-                        value: v,
-                        enabled: ena,
-                        running: run,
-                    };
-                }
-                Ok((cpu, r))
-            })
-            .collect()
+        for (fd, &cpu) in self.fds.iter().zip(&self.cpus) {
+            let w = sys::read_words(fd.as_fd(), &mut buf)
+                .map_err(|e| Error::Os(format!("cannot read counter {}: {e}", self.spec.name)))?;
+            if let [value, enabled, running] = *w {
+                f(
+                    cpu,
+                    RawCount {
+                        value,
+                        enabled,
+                        running,
+                    },
+                );
+            } else {
+                f(cpu, RawCount::default());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -175,17 +175,8 @@ fn system_wide_counts_every_cpu() {
 
 #[test]
 fn per_cpu_rows_with_no_aggr() {
-    let cpus: Vec<u32> = {
-        let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
-        // "0-1" or "0,2-3": expand the ranges.
-        text.trim()
-            .split(',')
-            .flat_map(|r| {
-                let (a, b) = r.split_once('-').unwrap_or((r, r));
-                a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()
-            })
-            .collect()
-    };
+    let cpus = ruperf::counters::pmu::online_cpus(&ruperf::sysroot::Sysroot::new("/"));
+    assert!(!cpus.is_empty());
     // CSV: one line per CPU and event, counter-major, each starting with CPUn; cpu-clock on
     // each CPU covers the whole window.
     let (text, code) = ruperf_csv(&[
