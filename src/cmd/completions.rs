@@ -6,9 +6,14 @@ use clap_complete::Shell;
 use super::{Cli, Globals};
 use crate::error::Result;
 
+/// What `ruperf completions` does, in one line: its help's first line and its entry in `ruperf --help`.
+pub(crate) const ABOUT: &str =
+    "Print a shell completion script (bash, zsh, fish, elvish, powershell)";
+
 /// Arguments of `ruperf completions`.
 #[derive(Debug, Args)]
 #[command(
+    about = ABOUT,
     after_help = "Install, for example:\n  ruperf completions bash > /etc/bash_completion.d/ruperf\n  ruperf completions zsh > \"${fpath[1]}/_ruperf\"\n  ruperf completions fish > ~/.config/fish/completions/ruperf.fish"
 )]
 pub struct CompletionsArgs {

@@ -7,9 +7,14 @@ use crate::error::Result;
 use crate::list::{self, ListClass, Listed, Listing};
 use crate::output::Sink;
 
+/// What `ruperf list` does, in one line: its help's first line and its entry in `ruperf --help`.
+pub(crate) const ABOUT: &str =
+    "List events and energy domains; with --available, test which really work here";
+
 /// Arguments of `ruperf list`.
 #[derive(Debug, Args)]
 #[command(
+    about = ABOUT,
     after_help = "Filters: hw, sw, cache, raw, pmu, tracepoint, rapl, nvml, energy, or a glob ('sched:*') or substring.\nExamples:\n  ruperf list sw\n  ruperf list --available hw sw\n  ruperf list 'syscalls:sys_enter_*' --json"
 )]
 pub struct ListArgs {

@@ -99,31 +99,62 @@ pub(crate) fn reject_unknown_option(sub: &str, command: &[std::ffi::OsString]) -
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
-    /// Count events (and energy) while a command runs, or on a pid, or system-wide
-    Stat(stat::StatArgs),
-    /// Sample a command, processes or CPUs into perf.data (readable by perf report)
-    Record(record::RecordArgs),
-    /// Read a perf.data file (from `ruperf record` or `perf record`) and print a profile
-    Report(report::ReportArgs),
-    /// List events and energy domains; with --available, test which really work here
-    List(list::ListArgs),
-    /// Self-tests: what ruperf can measure on this machine, and how to fix what it cannot
-    Test(test::TestArgs),
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
-    Completions(completions::CompletionsArgs),
+    /// `ruperf stat`.
+    #[command(about = stat::ABOUT)]
+    Stat {
+        /// Its arguments.
+        #[command(flatten)]
+        args: stat::StatArgs,
+    },
+    /// `ruperf record`.
+    #[command(about = record::ABOUT)]
+    Record {
+        /// Its arguments.
+        #[command(flatten)]
+        args: record::RecordArgs,
+    },
+    /// `ruperf report`.
+    #[command(about = report::ABOUT)]
+    Report {
+        /// Its arguments.
+        #[command(flatten)]
+        args: report::ReportArgs,
+    },
+    /// `ruperf list`.
+    #[command(about = list::ABOUT)]
+    List {
+        /// Its arguments.
+        #[command(flatten)]
+        args: list::ListArgs,
+    },
+    /// `ruperf test`.
+    #[command(about = test::ABOUT)]
+    Test {
+        /// Its arguments.
+        #[command(flatten)]
+        args: test::TestArgs,
+    },
+    /// `ruperf completions`.
+    #[command(about = completions::ABOUT)]
+    Completions {
+        /// Its arguments.
+        #[command(flatten)]
+        args: completions::CompletionsArgs,
+    },
 }
 
 /// Runs the parsed command line; returns the process exit status.
 pub fn run(cli: Cli) -> Result<i32> {
     let globals = Globals::from(&cli.global);
     match cli.command {
-        Command::Stat(args) => stat::run(args, &globals),
-        Command::Record(args) => record::run(args, &globals),
-        Command::Report(args) => report::run(args, &globals),
-        Command::List(args) => list::run(args, &globals),
-        Command::Test(args) => test::run(args, &globals),
-        Command::Completions(args) => completions::run(args, &globals),
+        Command::Stat { args } => stat::run(args, &globals),
+        Command::Record { args } => record::run(args, &globals),
+        Command::Report { args } => report::run(args, &globals),
+        Command::List { args } => list::run(args, &globals),
+        Command::Test { args } => test::run(args, &globals),
+        Command::Completions { args } => completions::run(args, &globals),
     }
 }
 

@@ -13,9 +13,14 @@ use crate::error::{Error, Result};
 use crate::record::{self, Notice, Period, RecordConfig, Target};
 use crate::sysroot::Sysroot;
 
+/// What `ruperf record` does, in one line: its help's first line and its entry in `ruperf --help`.
+pub(crate) const ABOUT: &str =
+    "Sample a command, processes or CPUs into perf.data (readable by perf report)";
+
 /// Arguments of `ruperf record`.
 #[derive(Debug, Args)]
 #[command(
+    about = ABOUT,
     after_help = "Examples:\n  ruperf record -g ./program args\n  ruperf record -F 999 -p 1234 -- sleep 10\n  ruperf record -a -o sys.data -- sleep 5"
 )]
 pub struct RecordArgs {

@@ -22,8 +22,13 @@ pub enum FormatArg {
     Script,
 }
 
+/// What `ruperf report` does, in one line: its help's first line and its entry in `ruperf --help`.
+pub(crate) const ABOUT: &str =
+    "Read a perf.data file (from `ruperf record` or `perf record`) and print a profile";
+
 /// Arguments of `ruperf report`.
 #[derive(Debug, Clone, Args)]
+#[command(about = ABOUT)]
 pub struct ReportArgs {
     /// Input file
     #[arg(

@@ -20,9 +20,14 @@ use crate::workload;
 pub const DEFAULT_EVENTS: &str =
     "task-clock,context-switches,cpu-migrations,page-faults,cycles,instructions,branches,branch-misses";
 
+/// What `ruperf stat` does, in one line: its help's first line and its entry in `ruperf --help`.
+pub(crate) const ABOUT: &str =
+    "Count events (and energy) while a command runs, or on a pid, or system-wide";
+
 /// Arguments of `ruperf stat`.
 #[derive(Debug, Args)]
 #[command(
+    about = ABOUT,
     after_help = "Examples:\n  ruperf stat ./prog                      perf's default events\n  ruperf stat -e task-clock,page-faults -r 5 ./prog\n  ruperf stat -e syscalls:sys_enter_write -x, ./prog\n  ruperf stat -a -I 1000 --interval-count 5\n  ruperf stat -e cycles,rapl ./prog       counters and CPU energy together"
 )]
 pub struct StatArgs {

@@ -9,9 +9,14 @@ use crate::error::{Error, Result};
 use crate::output::Sink;
 use crate::selftest::{self, Ctx, Outcome, TestReport};
 
+/// What `ruperf test` does, in one line: its help's first line and its entry in `ruperf --help`.
+pub(crate) const ABOUT: &str =
+    "Self-tests: what ruperf can measure on this machine, and how to fix what it cannot";
+
 /// Arguments of `ruperf test`.
 #[derive(Debug, Args)]
 #[command(
+    about = ABOUT,
     after_help = "Examples:\n  ruperf test              run every test\n  ruperf test 4 sampling   tests 4 and every test whose name contains 'sampling'\n  ruperf test --skip 6 -v"
 )]
 pub struct TestArgs {
