@@ -86,11 +86,11 @@ fn line(row: &CounterRow, count: f64, ctx: &Context, noise: Option<f64>, uw: usi
 }
 
 /// Decimal places that show a mean to the precision its spread allows, as perf does.
+/// That is two more than the number of leading zero decimals of the spread, from 2 to 9:
+/// `ceil(-log10(stderr)) + 2`, counted against powers of ten.
 fn precision(stderr: f64) -> usize {
-    if stderr <= 0.0 {
-        return 9;
-    }
-    ((-stderr.log10().floor()) as i64 + 2).clamp(2, 9) as usize
+    const TENTHS: [f64; 7] = [1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6];
+    2 + TENTHS.iter().filter(|&&p| stderr < p).count()
 }
 
 impl StatExporter for Table {
@@ -215,6 +215,25 @@ mod tests {
         CounterRow {
             status,
             ..CounterRow::counted(name, class, count, clock)
+        }
+    }
+
+    #[test]
+    fn elapsed_precision_follows_the_spread() {
+        // perf: ceil(-log10(stderr)) + 2 decimals, never fewer than 2, at most 9 here.
+        let cases = [
+            (5.0, 2),
+            (1.0, 2),
+            (0.5, 3),
+            (0.1, 3),
+            (0.05, 4),
+            (0.001, 5),
+            (0.000_42, 6),
+            (1e-12, 9),
+            (0.0, 9),
+        ];
+        for (stderr, want) in cases {
+            assert_eq!(precision(stderr), want, "stderr {stderr}");
         }
     }
 
