@@ -180,9 +180,11 @@ impl GatedChild {
             mask: *SigSet::empty().as_ref(),
             exec_errno: 0,
         };
-        // The child's stack (64 KiB, 16-byte aligned): it runs only the few calls in
-        // `exec_child`. Left uninitialised, so only the pages the child touches are faulted in.
-        let mut stack: Vec<std::mem::MaybeUninit<u128>> = Vec::with_capacity(4096);
+        // The child's stack (16 KiB, 16-byte aligned): it runs only the few calls in
+        // `exec_child`, which need well under 4 KiB. Left uninitialised, so only the pages the
+        // child touches are faulted in; small enough to come from the heap malloc already has,
+        // without growing it for the clone and trimming it again after.
+        let mut stack: Vec<std::mem::MaybeUninit<u128>> = Vec::with_capacity(1024);
         let stack_top = stack
             .spare_capacity_mut()
             .as_mut_ptr_range()
