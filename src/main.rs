@@ -26,7 +26,9 @@ extern "C" fn main(
 /// `pow` from the pure-Rust `libm` crate, linked into the binary. Its one caller is indicatif's
 /// rate estimate (`f64::powf`); without this definition that single symbol makes every run load
 /// libm.so.6, which costs several mappings and relocations at each start (about 70 µs in a VM),
-/// a measurable share of a short `ruperf stat`. Nothing else in the binary uses libm.
+/// a measurable share of a short `ruperf stat`. Nothing else in the binary uses libm. Because
+/// it stands in for libm's `pow`, it is also the `pow` a library loaded later (NVML) is bound
+/// to: the same function, within an ulp of glibc's result.
 #[no_mangle]
 pub extern "C" fn pow(x: f64, y: f64) -> f64 {
     libm::pow(x, y)
