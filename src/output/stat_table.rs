@@ -85,9 +85,8 @@ fn line(row: &CounterRow, count: f64, ctx: &Context, noise: Option<f64>, uw: usi
     }
 }
 
-/// Decimal places that show a mean to the precision its spread allows, as perf does.
-/// That is two more than the number of leading zero decimals of the spread, from 2 to 9:
-/// `ceil(-log10(stderr)) + 2`, counted against powers of ten.
+/// Decimal places that show a mean to the precision its spread allows, as perf does:
+/// `ceil(-log10(stderr)) + 2`, from 2 to 9, found by comparing with powers of ten.
 fn precision(stderr: f64) -> usize {
     const TENTHS: [f64; 7] = [1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6];
     2 + TENTHS.iter().filter(|&&p| stderr < p).count()
