@@ -96,3 +96,33 @@ pub fn signal_after(
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).expect("kill");
     child.wait_with_output().expect("wait")
 }
+
+/// A workload running in the background while a test attaches to it; killed and reaped when
+/// dropped, also when the test fails half-way.
+pub struct Background(std::process::Child);
+
+impl Background {
+    /// Starts tests/workloads/NAME.c with `args`, its output discarded, and gives it `settle_ms`
+    /// to get going.
+    pub fn start(name: &str, args: &[&str], settle_ms: u64) -> Self {
+        let child = StdCommand::new(workload(name))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start workload");
+        std::thread::sleep(std::time::Duration::from_millis(settle_ms));
+        Background(child)
+    }
+
+    /// Its pid, as `-p` takes it.
+    pub fn pid(&self) -> String {
+        self.0.id().to_string()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

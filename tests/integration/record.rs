@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{have_perf, ruperf, ruperf_path, scratch, signal_after, workload};
+use crate::common::{have_perf, ruperf, ruperf_path, scratch, signal_after, workload, Background};
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -205,23 +205,16 @@ fn sample_count_matches_frequency_times_cpu_time() {
 #[test]
 fn attaches_to_a_running_process() {
     require!(have_perf(), "Debian's perf is not installed");
-    let hot = workload("hot");
-    let mut victim = Command::new(&hot)
-        .arg("-1")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    let victim = Background::start("hot", &["-1"], 100);
     let dir = scratch("rec-pid");
     let data = dir.join("pid.data");
     let out = ruperf()
-        .args(["record", "-g", "-p", &victim.id().to_string(), "-o"])
+        .args(["record", "-g", "-p", &victim.pid(), "-o"])
         .arg(&data)
         .args(["--", "sleep", "0.4"])
         .output()
         .unwrap();
-    let _ = victim.kill();
-    let _ = victim.wait();
+    drop(victim);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let report = perf_report(&data, &["--sort", "comm,sym"]);
     let top = top_entry(&report);
@@ -237,13 +230,7 @@ fn records_all_cpus_for_a_short_window() {
         is_root(),
         "system-wide sampling needs root at perf_event_paranoid > 0"
     );
-    let hot = workload("hot");
-    let mut busy = Command::new(&hot)
-        .arg("-1")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    let busy = Background::start("hot", &["-1"], 100);
     let dir = scratch("rec-all");
     let data = dir.join("all.data");
     let out = ruperf()
@@ -252,8 +239,7 @@ fn records_all_cpus_for_a_short_window() {
         .args(["--", "sleep", "0.4"])
         .output()
         .unwrap();
-    let _ = busy.kill();
-    let _ = busy.wait();
+    drop(busy);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let report = perf_report(&data, &["--sort", "comm,sym"]);
     assert!(

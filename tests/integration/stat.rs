@@ -2,7 +2,9 @@
 
 use std::process::{Command, Stdio};
 
-use crate::common::{have_perf, ruperf, ruperf_path, scratch, signal_after, tracefs, workload};
+use crate::common::{
+    have_perf, ruperf, ruperf_path, scratch, signal_after, tracefs, workload, Background,
+};
 
 /// Runs `perf stat -x, -e EVENT -- argv` and returns the first field of the event's line.
 fn perf_count(event: &str, argv: &[&str]) -> f64 {
@@ -125,8 +127,8 @@ fn inherit_counts_children_and_no_inherit_does_not() {
 #[test]
 fn attach_to_running_pid() {
     require!(tracefs().is_some(), "tracefs is not mounted");
-    let mut child = Command::new(workload("ticker")).spawn().unwrap();
-    let pid = child.id().to_string();
+    let ticker = Background::start("ticker", &[], 0);
+    let pid = ticker.pid();
     let (text, code) = ruperf_csv(&[
         "stat",
         "-x,",
@@ -137,8 +139,7 @@ fn attach_to_running_pid() {
         "sleep",
         "0.3",
     ]);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(ticker);
     assert_eq!(code, 0, "{text}");
     let writes = csv_value(&text, "syscalls:sys_enter_write");
     // One write per ~1 ms sleep for 0.3 s; VMs oversleep, so only a broad range is certain.
