@@ -71,14 +71,25 @@ fn perf_report(data: &Path, extra: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn ruperf_report(data: &Path, extra: &[&str]) -> String {
+/// Standard output of a successful `ruperf report ARGS -i DATA`.
+fn report_output(data: &Path, args: &[&str]) -> String {
     let out = ruperf()
-        .args(["report", "--stdio", "-i"])
+        .arg("report")
+        .args(args)
+        .arg("-i")
         .arg(data)
-        .args(extra)
         .assert()
         .success();
     String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+}
+
+/// The `--json` report of DATA, parsed.
+fn report_json(data: &Path, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&report_output(data, &[&["--json"], args].concat())).unwrap()
+}
+
+fn ruperf_report(data: &Path, extra: &[&str]) -> String {
+    report_output(data, &[&["--stdio"], extra].concat())
 }
 
 fn compare_top(data: &Path, extra: &[&str]) {
@@ -124,19 +135,10 @@ fn folded_counts_add_up_to_the_samples() {
         "Debian's perf (perf record -g) is needed"
     );
     let data = recording().as_ref().unwrap();
-    let json = ruperf()
-        .args(["report", "--json", "-i"])
-        .arg(data)
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
-    let samples = v["sections"][0]["samples"].as_u64().unwrap();
-    let out = ruperf()
-        .args(["report", "--format", "folded", "-i"])
-        .arg(data)
-        .assert()
-        .success();
-    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let samples = report_json(data, &[])["sections"][0]["samples"]
+        .as_u64()
+        .unwrap();
+    let text = report_output(data, &["--format", "folded"]);
     let mut sum = 0;
     for line in text.lines() {
         let (stack, n) = line.rsplit_once(' ').expect("STACK COUNT");
@@ -202,12 +204,7 @@ fn json_follows_its_schema() {
         "Debian's perf (perf record -g) is needed"
     );
     let data = recording().as_ref().unwrap();
-    let out = ruperf()
-        .args(["report", "--json", "-n", "-i"])
-        .arg(data)
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let v = report_json(data, &["-n"]);
     assert_eq!(v["version"], 1);
     assert!(v["file"].is_string());
     assert!(v["lost_samples"].is_u64() && v["lost_records"].is_u64());
@@ -249,12 +246,7 @@ fn script_format_lists_samples_with_symbols() {
         "Debian's perf (perf record -g) is needed"
     );
     let data = recording().as_ref().unwrap();
-    let out = ruperf()
-        .args(["report", "--format", "script", "-i"])
-        .arg(data)
-        .assert()
-        .success();
-    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let text = report_output(data, &["--format", "script"]);
     let first = text.lines().next().unwrap();
     assert!(first.starts_with("workload-report "), "{first}");
     assert!(
@@ -266,12 +258,7 @@ fn script_format_lists_samples_with_symbols() {
         "no hot_spin frame"
     );
     let blocks = text.split("\n\n").filter(|b| !b.trim().is_empty()).count();
-    let json = ruperf()
-        .args(["report", "--json", "-i"])
-        .arg(data)
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    let v = report_json(data, &[]);
     assert_eq!(blocks as u64, v["sections"][0]["samples"].as_u64().unwrap());
 }
 
