@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::energy::EnergyReport;
 use crate::error::{Error, Result};
-use crate::stat::{spread, CounterRow, IntervalRow, StatResult, Status};
+use crate::stat::{spread, CounterRow, IntervalRow, Spread, StatResult, Status};
 
 /// One stat output format.
 pub trait StatExporter {
@@ -227,6 +227,44 @@ fn lines_of(r: &EnergyReport) -> Vec<EnergyLine> {
 /// Energy lines of one report (an interval or a single run).
 pub fn energy_lines(r: Option<&EnergyReport>) -> Vec<EnergyLine> {
     r.map(lines_of).unwrap_or_default()
+}
+
+/// The counts a `stat` summary prints: each counter's mean over the runs (the last run's row
+/// otherwise), and the spreads `-r` shows.
+#[derive(Debug)]
+pub struct Means {
+    /// One row per counter, its count the mean over the runs.
+    pub rows: Vec<CounterRow>,
+    /// Each row's `( +- x% )` figure, when there were several runs.
+    pub noise: Vec<Option<f64>>,
+    /// Elapsed seconds over the runs.
+    pub elapsed: Spread,
+}
+
+/// The [`Means`] of a run set with at least one run.
+pub fn means(res: &StatResult) -> Means {
+    let several = res.runs.len() > 1;
+    let last = &res.runs[res.runs.len() - 1];
+    let (rows, noise) = last
+        .counters
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let vals: Vec<f64> = res.runs.iter().map(|r| r.counters[i].count).collect();
+            let s = spread(&vals);
+            let mean = CounterRow {
+                count: s.mean,
+                ..row.clone()
+            };
+            (mean, several.then_some(s.pct))
+        })
+        .unzip();
+    let elapsed: Vec<f64> = res.runs.iter().map(|r| r.elapsed).collect();
+    Means {
+        rows,
+        noise,
+        elapsed: spread(&elapsed),
+    }
 }
 
 /// Energy lines averaged over every run, with the spread when there are several.

@@ -6,8 +6,10 @@
 use std::io::{self, Write};
 
 use super::metrics::Context;
-use super::{counter_value, energy_lines, energy_means, energy_notes, EnergyLine, StatExporter};
-use crate::stat::{spread, CounterRow, IntervalRow, StatResult};
+use super::{
+    counter_value, energy_lines, energy_means, energy_notes, means, EnergyLine, StatExporter,
+};
+use crate::stat::{CounterRow, IntervalRow, StatResult};
 
 /// CSV with a chosen separator.
 #[derive(Debug)]
@@ -139,12 +141,9 @@ impl StatExporter for Csv {
         if self.interval_mode || res.runs.is_empty() {
             return Ok(());
         }
-        let n = res.runs.len();
-        let rows = mean_rows(res);
-        let el = spread(&res.runs.iter().map(|r| r.elapsed).collect::<Vec<_>>()).mean;
-        let ctx = Context::new(&rows, el);
-        for (i, row) in rows.iter().enumerate() {
-            let noise = (n > 1).then(|| noise_of(res, i));
+        let m = means(res);
+        let ctx = Context::new(&m.rows, m.elapsed.mean);
+        for (row, &noise) in m.rows.iter().zip(&m.noise) {
             self.record(out, None, row, &ctx, noise)?;
         }
         for e in energy_means(res) {
@@ -152,26 +151,4 @@ impl StatExporter for Csv {
         }
         Ok(())
     }
-}
-
-/// Each counter's mean over runs (the last run's row otherwise).
-pub fn mean_rows(res: &StatResult) -> Vec<CounterRow> {
-    let last = &res.runs[res.runs.len() - 1];
-    last.counters
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let vals: Vec<f64> = res.runs.iter().map(|r| r.counters[i].count).collect();
-            CounterRow {
-                count: spread(&vals).mean,
-                ..row.clone()
-            }
-        })
-        .collect()
-}
-
-/// The `( +- x% )` figure of counter `i`.
-pub fn noise_of(res: &StatResult, i: usize) -> f64 {
-    let vals: Vec<f64> = res.runs.iter().map(|r| r.counters[i].count).collect();
-    spread(&vals).pct
 }

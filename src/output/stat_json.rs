@@ -5,9 +5,10 @@ use std::io::{self, Write};
 use serde_json::{json, Map, Value};
 
 use super::metrics::Context;
-use super::stat_csv::{mean_rows, noise_of};
-use super::{counter_value, energy_lines, energy_means, energy_notes, EnergyLine, StatExporter};
-use crate::stat::{spread, CounterRow, IntervalRow, StatResult, Status};
+use super::{
+    counter_value, energy_lines, energy_means, energy_notes, means, EnergyLine, StatExporter,
+};
+use crate::stat::{CounterRow, IntervalRow, StatResult, Status};
 
 /// JSON lines.
 #[derive(Debug, Default)]
@@ -101,12 +102,9 @@ impl StatExporter for Json {
         if self.interval_mode || res.runs.is_empty() {
             return emit_notes(out);
         }
-        let n = res.runs.len();
-        let rows = mean_rows(res);
-        let el = spread(&res.runs.iter().map(|r| r.elapsed).collect::<Vec<_>>()).mean;
-        let ctx = Context::new(&rows, el);
-        for (i, row) in rows.iter().enumerate() {
-            let noise = (n > 1).then(|| noise_of(res, i));
+        let m = means(res);
+        let ctx = Context::new(&m.rows, m.elapsed.mean);
+        for (row, &noise) in m.rows.iter().zip(&m.noise) {
             writeln!(out, "{}", object(None, row, &ctx, noise))?;
         }
         for e in energy_means(res) {

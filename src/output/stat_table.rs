@@ -3,9 +3,10 @@
 use std::io::{self, Write};
 
 use super::metrics::{Context, Style};
-use super::stat_csv::{mean_rows, noise_of};
-use super::{counter_value, energy_lines, energy_means, energy_notes, EnergyLine, StatExporter};
-use crate::stat::{spread, CounterRow, IntervalRow, StatResult, Status};
+use super::{
+    counter_value, energy_lines, energy_means, energy_notes, means, EnergyLine, StatExporter,
+};
+use crate::stat::{CounterRow, IntervalRow, StatResult, Status};
 
 /// The human table, laid out as `perf stat` lays it out.
 #[derive(Debug, Default)]
@@ -157,15 +158,13 @@ impl StatExporter for Table {
         writeln!(out)?;
         writeln!(out, " Performance counter stats for {}{runs}:", res.target)?;
         writeln!(out)?;
-        let elapsed: Vec<f64> = res.runs.iter().map(|r| r.elapsed).collect();
-        let el = spread(&elapsed);
         let first = &res.runs[0];
-        let means = mean_rows(res);
+        let m = means(res);
+        let el = m.elapsed;
         let energy = energy_means(res);
-        let uw = unit_width(&means, &energy);
-        let ctx = Context::new(&means, el.mean);
-        for (i, row) in means.iter().enumerate() {
-            let noise = (n > 1).then(|| noise_of(res, i));
+        let uw = unit_width(&m.rows, &energy);
+        let ctx = Context::new(&m.rows, el.mean);
+        for (row, &noise) in m.rows.iter().zip(&m.noise) {
             writeln!(out, "{}", line(row, row.count, &ctx, noise, uw))?;
         }
         for e in &energy {
