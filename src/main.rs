@@ -19,7 +19,7 @@ extern "C" fn main(
     _argc: std::ffi::c_int,
     _argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
-    ruperf::workload::ignore_sigpipe();
+    ruperf::os::launcher::ignore_sigpipe();
     run()
 }
 

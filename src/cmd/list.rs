@@ -3,8 +3,8 @@
 use clap::Args;
 
 use super::Globals;
+use crate::app::list::{self, ListClass, Listed, Listing};
 use crate::error::Result;
-use crate::list::{self, ListClass, Listed, Listing};
 use crate::output::Sink;
 
 /// What `ruperf list` does, in one line: its help's first line and its entry in `ruperf --help`.

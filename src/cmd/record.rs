@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{parse_ids, reject_unknown_option, Globals};
+use crate::app::record::{self, Notice, Period, RecordConfig, Target};
 use crate::counters::event;
 use crate::counters::sampler::SampleEvent;
 use crate::error::{Error, Result};
-use crate::record::{self, Notice, Period, RecordConfig, Target};
 use crate::sysroot::Sysroot;
 
 /// What `ruperf record` does, in one line: its help's first line and its entry in `ruperf --help`.
@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(e[0].attr.exclude_kernel(), 1);
         assert_eq!(
             e[1].attr.config,
-            crate::counters::sys::bindings::PERF_COUNT_SW_TASK_CLOCK as u64
+            crate::os::sys::bindings::PERF_COUNT_SW_TASK_CLOCK as u64
         );
         assert!(matches!(
             parse_sample_events(&["no-such-event".into()], &root),

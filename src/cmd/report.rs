@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::Globals;
+use crate::app::report::{self, Config, Format, GraphMode, Order, SortKey};
 use crate::error::{Error, Result};
-use crate::report::{self, Config, Format, GraphMode, Order, SortKey};
+use crate::output::report::{formats, stdio};
 
 /// Output formats of `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -206,7 +207,7 @@ pub fn run(args: ReportArgs, g: &Globals) -> Result<i32> {
     if cfg.format == Format::Script {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-        let warnings = report::formats::script(&cfg, &mut out)?;
+        let warnings = formats::script(&cfg, &mut out)?;
         match out.flush() {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
@@ -218,33 +219,33 @@ pub fn run(args: ReportArgs, g: &Globals) -> Result<i32> {
     let resolved = report::load(&cfg)?;
     warn_all(&resolved.warnings);
     if let Some(svg) = &cfg.flamegraph {
-        let lines = report::formats::folded_lines(&resolved, &cfg);
+        let lines = formats::folded_lines(&resolved, &cfg);
         let title = format!("ruperf report {}", cfg.input.display());
-        report::formats::flamegraph(&lines, &title, svg)?;
+        formats::flamegraph(&lines, &title, svg)?;
         if args.format.is_none() && !args.json {
             return Ok(0);
         }
     }
     match cfg.format {
         Format::Folded => {
-            let mut s = report::formats::folded_lines(&resolved, &cfg).join("\n");
+            let mut s = formats::folded_lines(&resolved, &cfg).join("\n");
             if !s.is_empty() {
                 s.push('\n');
             }
             emit(&s)?;
         }
-        Format::Json => emit(&report::formats::json(&report::build(&resolved, &cfg)))?,
+        Format::Json => emit(&formats::json(&report::build(&resolved, &cfg)))?,
         Format::Stdio | Format::Script => {
             let r = report::build(&resolved, &cfg);
             if r.sections.is_empty() {
-                emit(&report::stdio::render(&r))?;
+                emit(&stdio::render(&r))?;
                 let _ = writeln!(
                     std::io::stderr(),
                     "ruperf: warning: {}: no samples",
                     cfg.input.display()
                 );
             } else {
-                emit(&report::stdio::render(&r))?;
+                emit(&stdio::render(&r))?;
             }
         }
     }

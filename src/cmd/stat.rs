@@ -7,14 +7,15 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{parse_ids, reject_unknown_option, Globals};
+use crate::app::stat::{self, StatConfig};
 use crate::counters::event::{parse_event_args, EventList};
 use crate::counters::group::OpenOptions;
 use crate::counters::pmu;
 use crate::energy::{self, RaplSource};
 use crate::error::{Error, Result};
-use crate::output::{stat_csv::Csv, stat_json::Json, stat_table::Table, Sink, StatExporter};
-use crate::stat::{self, StatConfig};
-use crate::workload;
+use crate::os::launcher;
+use crate::output::stat::{csv::Csv, json::Json, table::Table};
+use crate::output::{Sink, StatExporter};
 
 /// perf's default event set.
 pub const DEFAULT_EVENTS: &str =
@@ -95,7 +96,7 @@ pub struct StatArgs {
 /// Parses a `-p`/`-t` list and checks that every id exists now.
 fn existing_ids(flag: &str, text: &str) -> Result<Vec<i32>> {
     let ids = parse_ids(flag, text)?;
-    if let Some(&gone) = ids.iter().find(|&&id| !workload::process_exists(id)) {
+    if let Some(&gone) = ids.iter().find(|&&id| !launcher::process_exists(id)) {
         return Err(Error::NoSuchProcess(gone));
     }
     Ok(ids)

@@ -5,9 +5,9 @@ use std::io::Write;
 use clap::Args;
 
 use super::Globals;
+use crate::app::test::{self, Ctx, Outcome, TestReport};
 use crate::error::{Error, Result};
 use crate::output::Sink;
-use crate::selftest::{self, Ctx, Outcome, TestReport};
 
 /// What `ruperf test` does, in one line: its help's first line and its entry in `ruperf --help`.
 pub(crate) const ABOUT: &str =
@@ -81,7 +81,7 @@ fn select(args: &TestArgs, names: &[&str]) -> Result<Vec<usize>> {
 
 /// Runs `ruperf test`.
 pub fn run(args: TestArgs, g: &Globals) -> Result<i32> {
-    let tests = selftest::all();
+    let tests = test::all();
     let names: Vec<&str> = tests.iter().map(|t| t.name).collect();
     let chosen = select(&args, &names)?;
     let mut out = Sink::stdout();
@@ -105,7 +105,7 @@ pub fn run(args: TestArgs, g: &Globals) -> Result<i32> {
     let json = args.json;
     let verbose = args.verbose;
     let mut write_err = None;
-    let reports = selftest::run(&tests, &chosen, &ctx, &mut |r| {
+    let reports = test::run(&tests, &chosen, &ctx, &mut |r| {
         if let Err(e) = out.write_with(|w| print_one(w, r, json, verbose)) {
             write_err.get_or_insert(e);
         }

@@ -20,8 +20,8 @@ use perf_event_open_sys::bindings as b;
 use serde::Serialize;
 
 use super::pmu::{self, Pmu};
-use super::sys;
 use crate::error::{Error, Result};
+use crate::os::sys;
 use crate::sysroot::Sysroot;
 
 /// The family an event belongs to (what `ruperf list` groups by).

@@ -12,8 +12,9 @@ use perf_event_open_sys::bindings as b;
 use serde::Serialize;
 
 use super::event::{Entry, EventList, EventSpec};
-use super::{classify_open_error, ensure_fd_limit, sys, OpenFailure};
+use super::{classify_open_error, ensure_fd_limit, OpenFailure};
 use crate::error::{Error, Result};
+use crate::os::sys;
 use crate::sysroot::Sysroot;
 
 /// What the counters follow.
@@ -22,7 +23,7 @@ pub enum Target {
     /// A child still held at the gate: counters start at its exec.
     Child(i32),
     /// The calling thread, for a command started next with
-    /// [`GatedChild::start`](crate::workload::GatedChild::start): the command inherits the
+    /// [`GatedChild::start`](crate::os::launcher::GatedChild::start): the command inherits the
     /// counters when it is created and they count from its exec. Needs `inherit`.
     Inherited,
     /// Existing processes: every thread of each (`-p`).

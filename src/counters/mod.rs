@@ -3,9 +3,7 @@
 pub mod event;
 pub mod group;
 pub mod pmu;
-pub mod ring;
 pub mod sampler;
-pub mod sys;
 
 use std::io;
 

@@ -9,8 +9,8 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use super::ring::RingBuffer;
-use super::sys;
+use crate::os::ring::RingBuffer;
+use crate::os::sys;
 
 /// An event to sample, with its attributes fully configured.
 #[derive(Debug, Clone)]
@@ -197,8 +197,8 @@ impl Sampler {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ring;
     use super::*;
+    use crate::os::ring;
 
     fn task_clock_sampler(pages: usize, period_ns: u64) -> Option<Sampler> {
         let mut attr = sys::new_attr();

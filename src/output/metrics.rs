@@ -2,8 +2,8 @@
 
 use perf_event_open_sys::bindings as b;
 
+use crate::app::stat::{CounterRow, Status};
 use crate::counters::event::EventClass;
-use crate::stat::{CounterRow, Status};
 
 /// A derived figure: a number and what it means.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,21 +1,20 @@
 //! Presentation: turns typed results into bytes. Nothing here measures.
 //!
 //! stat has one exporter per format behind [`StatExporter`]: the perf-style table
-//! ([`stat_table`]), CSV ([`stat_csv`]) and JSON lines ([`stat_json`]).
+//! ([`stat::table`]), CSV ([`stat::csv`]) and JSON lines ([`stat::json`]).
 
 pub mod metrics;
-pub mod stat_csv;
-pub mod stat_json;
-pub mod stat_table;
+pub mod report;
+pub mod stat;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::app::stat::{spread, CounterRow, IntervalRow, Spread, StatResult, Status};
 use crate::energy::EnergyReport;
 use crate::error::{Error, Result};
-use crate::stat::{spread, CounterRow, IntervalRow, Spread, StatResult, Status};
 
 /// One stat output format.
 pub trait StatExporter {

@@ -1,6 +1,6 @@
 //! Feature sections: the metadata perf keeps after the data (HEADER_* bits).
 
-use crate::counters::sys::ATTR_SIZE_VER7;
+use crate::os::sys::ATTR_SIZE_VER7;
 
 /// HEADER_BUILD_ID.
 pub const BUILD_ID: u32 = 2;

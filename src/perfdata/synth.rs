@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::counters::sys::bindings as b;
+use crate::os::sys::bindings as b;
 use crate::sysroot::Sysroot;
 
 /// PERF_RECORD_MMAP.
@@ -371,7 +371,7 @@ pub fn synthesize_process(out: &mut Vec<u8>, root: &Sysroot, t: &IdTrailer, pid:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::ring;
+    use crate::os::ring;
 
     const MAPS: &str = "\
 55d0c0a00000-55d0c0a02000 r--p 00000000 fd:01 1835021                    /usr/bin/cat

@@ -10,8 +10,8 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 
-use crate::counters::ring;
-use crate::counters::sys::ATTR_SIZE_VER7;
+use crate::os::ring;
+use crate::os::sys::ATTR_SIZE_VER7;
 
 /// Size of the perf.data file header.
 pub const HEADER_SIZE: u64 = 104;

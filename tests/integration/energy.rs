@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use ruperf::energy::fake::FakeTree;
 use ruperf::energy::rapl::{self, RaplSource};
 use ruperf::energy::{parse_selector, EnergyReport, EnergySelector, EnergySession};
+use ruperf::os::launcher::GatedChild;
 use ruperf::sysroot::Sysroot;
-use ruperf::workload::GatedChild;
 use ruperf::Error;
 
 use crate::common::scratch;

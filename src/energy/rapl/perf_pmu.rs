@@ -9,9 +9,9 @@ use std::path::Path;
 
 use super::{package_of, topology};
 use crate::counters::pmu::parse_cpu_list;
-use crate::counters::sys::{new_attr, perf_event_open, read_words};
 use crate::counters::{has_perf_capability, permission_fix};
 use crate::energy::{Channel, Domain, DomainKind, Meter, Source, Wrap};
+use crate::os::sys::{new_attr, perf_event_open, read_words};
 use crate::sysroot::Sysroot;
 
 const DEVICES: &str = "/sys/bus/event_source/devices";

@@ -6,11 +6,12 @@ use serde::Serialize;
 use crate::counters::event::{self, EventSpec, HARDWARE, SOFTWARE};
 use crate::counters::group::{counting_attr, OpenOptions, Target};
 use crate::counters::pmu::Pmu;
-use crate::counters::{classify_open_error, sys, OpenFailure};
+use crate::counters::{classify_open_error, OpenFailure};
 use crate::energy::nvml::NvmlSource;
 use crate::energy::rapl::{self, RaplSource};
 use crate::energy::Source;
 use crate::error::Error;
+use crate::os::sys;
 use crate::sysroot::Sysroot;
 
 /// The class an entry is listed under.

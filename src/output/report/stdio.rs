@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
-use super::callgraph::print_graph;
-use super::{Entry, GraphMode, Report, Section, SortKey};
+use crate::app::report::callgraph::print_graph;
+use crate::app::report::{Entry, GraphMode, Report, Section, SortKey};
 
 /// perf's short sample counts: 5038 → "5K".
 fn short_count(n: u64) -> String {
@@ -191,8 +191,13 @@ fn section(r: &Report, s: &Section, out: &mut String) {
 }
 
 /// perf's `-g folded`: each chain on one line after its percentage.
-fn folded_chains(out: &mut String, roots: &[super::callgraph::CallNode], total: u64) {
-    fn walk(n: &super::callgraph::CallNode, path: &mut Vec<String>, out: &mut String, total: u64) {
+fn folded_chains(out: &mut String, roots: &[crate::app::report::callgraph::CallNode], total: u64) {
+    fn walk(
+        n: &crate::app::report::callgraph::CallNode,
+        path: &mut Vec<String>,
+        out: &mut String,
+        total: u64,
+    ) {
         path.push(n.symbol.clone());
         if n.ends > 0 {
             let pct = n.ends as f64 * 100.0 / total.max(1) as f64;

@@ -5,11 +5,11 @@
 
 use std::io::{self, Write};
 
-use super::metrics::Context;
-use super::{
+use crate::app::stat::{CounterRow, IntervalRow, StatResult};
+use crate::output::metrics::Context;
+use crate::output::{
     counter_value, energy_lines, energy_means, energy_notes, means, EnergyLine, StatExporter,
 };
-use crate::stat::{CounterRow, IntervalRow, StatResult};
 
 /// CSV with a chosen separator.
 #[derive(Debug)]

@@ -12,11 +12,12 @@ use serde::Serialize;
 
 use crate::counters::event::{EventClass, EventList};
 use crate::counters::group::{describe_attr, OpenOptions, OpenStatus, RawCount, Session, Target};
-use crate::counters::{pmu, sys};
+use crate::counters::pmu;
 use crate::energy::{EnergyReport, EnergySelector, EnergySession, RaplSource};
 use crate::error::{Error, Result};
+use crate::os::launcher::{ChildTimes, ExitStatus, GatedChild, SignalWatch, Ticker};
+use crate::os::sys;
 use crate::sysroot::Sysroot;
-use crate::workload::{ChildTimes, ExitStatus, GatedChild, SignalWatch, Ticker};
 
 /// Everything `stat` needs, free of command-line types.
 #[derive(Debug, Clone)]
@@ -325,7 +326,7 @@ pub fn describe_target(cfg: &StatConfig) -> String {
     if !cfg.tids.is_empty() {
         return Target::Tids(cfg.tids.clone()).describe();
     }
-    format!("'{}'", crate::workload::display_cmd(&cfg.command))
+    format!("'{}'", crate::os::launcher::display_cmd(&cfg.command))
 }
 
 /// Runs the measurement. `on_interval` receives each `-I` row as it is taken.

@@ -16,17 +16,17 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::counters::pmu::{online_cpus, parse_cpu_list};
-use crate::counters::ring::{self, RecordRef};
 use crate::counters::sampler::{Attach, OpenError, SampleEvent, Sampler};
-use crate::counters::sys::{self, bindings as b};
 use crate::counters::{classify_open_error, permission_fix, OpenFailure};
 use crate::error::{Error, Result};
+use crate::os::launcher::{self, ExitStatus, GatedChild, SignalWatch};
+use crate::os::ring::{self, RecordRef};
+use crate::os::sys::{self, bindings as b};
 use crate::perfdata::buildid;
 use crate::perfdata::features::{self as feat, BuildIdEntry, EventDesc};
 use crate::perfdata::synth::{self, IdTrailer};
 use crate::perfdata::writer::{FileAttr, Writer};
 use crate::sysroot::Sysroot;
-use crate::workload::{self, ExitStatus, GatedChild, SignalWatch};
 
 /// How often samples are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -511,7 +511,7 @@ pub fn run(
         Target::Pids(pids) => {
             let mut tids = Vec::new();
             for &pid in pids {
-                if pid <= 0 || !workload::process_exists(pid) {
+                if pid <= 0 || !launcher::process_exists(pid) {
                     return Err(Error::NoSuchProcess(pid));
                 }
                 tids.extend(synth::process_threads(root, pid));

@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 
-use super::aggregate::{Aggregator, DSO_KERNEL, DSO_UNKNOWN};
-use super::symbols::{demangle, Symbolizer};
-use super::{entry_passes, Config, Report, Resolved};
+use crate::app::report::aggregate::{Aggregator, DSO_KERNEL, DSO_UNKNOWN};
+use crate::app::report::{entry_passes, Config, Report, Resolved};
 use crate::error::{Error, Result};
 use crate::perfdata::reader::{Record, Recording};
+use crate::symbols::{demangle, Symbolizer};
 
 /// The report as pretty JSON (schema: docs/report-json.md).
 pub fn json(r: &Report) -> String {

@@ -4,11 +4,11 @@ use std::io::{self, Write};
 
 use serde_json::{json, Map, Value};
 
-use super::metrics::Context;
-use super::{
+use crate::app::stat::{CounterRow, IntervalRow, StatResult, Status};
+use crate::output::metrics::Context;
+use crate::output::{
     counter_value, energy_lines, energy_means, energy_notes, means, EnergyLine, StatExporter,
 };
-use crate::stat::{CounterRow, IntervalRow, StatResult, Status};
 
 /// JSON lines.
 #[derive(Debug, Default)]
@@ -34,7 +34,7 @@ pub fn object(interval: Option<f64>, row: &CounterRow, ctx: &Context, noise: Opt
     }
     let (value, unit) = counter_value(row, row.count, false);
     let value = match row.status {
-        Status::Counted => format!("{:.6}", super::shown_value(row, row.count)),
+        Status::Counted => format!("{:.6}", crate::output::shown_value(row, row.count)),
         _ => value,
     };
     o.insert("counter-value".into(), json!(value));

@@ -2,11 +2,11 @@
 
 use std::io::{self, Write};
 
-use super::metrics::{Context, Style};
-use super::{
+use crate::app::stat::{CounterRow, IntervalRow, StatResult, Status};
+use crate::output::metrics::{Context, Style};
+use crate::output::{
     counter_value, energy_lines, energy_means, energy_notes, means, EnergyLine, StatExporter,
 };
-use crate::stat::{CounterRow, IntervalRow, StatResult, Status};
 
 /// The human table, laid out as `perf stat` lays it out.
 #[derive(Debug, Default)]
@@ -200,9 +200,9 @@ impl StatExporter for Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::stat::RunResult;
     use crate::counters::event::EventClass;
-    use crate::stat::RunResult;
-    use crate::workload::ChildTimes;
+    use crate::os::launcher::ChildTimes;
 
     fn row(name: &str, count: f64, clock: bool, status: Status) -> CounterRow {
         let class = if name == "cycles" {

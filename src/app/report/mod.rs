@@ -7,9 +7,6 @@
 
 pub mod aggregate;
 pub mod callgraph;
-pub mod formats;
-pub mod stdio;
-pub mod symbols;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,9 +15,9 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::perfdata::reader::{Meta, ReadStats, Recording};
+use crate::symbols::{demangle, Symbolizer};
 use crate::sysroot::Sysroot;
 use aggregate::{Aggregator, Frame, Profile, DSO_KERNEL, DSO_UNKNOWN};
-use symbols::{demangle, Symbolizer};
 
 /// A `--sort` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -279,11 +279,11 @@ fn t_hardware(c: &Ctx) -> Outcome {
 }
 
 fn t_workload(c: &Ctx) -> Outcome {
-    use crate::stat::{self, StatConfig, Status};
+    use crate::app::stat::{self, StatConfig, Status};
     let Ok(events) = parse_events("syscalls:sys_enter_write", &c.root) else {
         return Outcome::Skip("tracepoints are unavailable (see the tracepoint test)".into());
     };
-    let dd = match crate::workload::resolve_program("dd".as_ref()) {
+    let dd = match crate::os::launcher::resolve_program("dd".as_ref()) {
         Ok(p) => p,
         Err(_) => return Outcome::Skip("dd is not installed (coreutils)".into()),
     };
@@ -328,8 +328,12 @@ fn t_workload(c: &Ctx) -> Outcome {
 }
 
 /// Records a busy shell loop with cpu-clock call chains at `hz` into `out`.
-fn record_busy_shell(c: &Ctx, out: &Path, hz: u64) -> Result<crate::record::RecordSummary, Error> {
-    use crate::record::{self, Period, RecordConfig};
+fn record_busy_shell(
+    c: &Ctx,
+    out: &Path,
+    hz: u64,
+) -> Result<crate::app::record::RecordSummary, Error> {
+    use crate::app::record::{self, Period, RecordConfig};
     let cfg = RecordConfig {
         events: vec![record::cpu_clock_event()],
         default_event: false,
@@ -366,7 +370,7 @@ fn t_sampling(c: &Ctx) -> Outcome {
 }
 
 fn t_roundtrip(c: &Ctx) -> Outcome {
-    use crate::report::{self, Config, Format, GraphMode, SortKey};
+    use crate::app::report::{self, Config, Format, GraphMode, SortKey};
     let out = c.scratch.join("selftest-roundtrip.data");
     let recorded = match record_busy_shell(c, &out, 2000) {
         Ok(s) => s,
