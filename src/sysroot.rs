@@ -3,6 +3,9 @@
 //! It defaults to `/` and moves with `--sysroot DIR` (as `lscpu --sysroot` does), so that
 //! discovery and energy code can be exercised on fake trees.
 
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A filesystem root for kernel interfaces.
@@ -49,6 +52,24 @@ impl Sysroot {
     }
 }
 
+/// Opens a file that a recording or a user-named path points at, for reading, only if it is a
+/// regular file. The open never blocks (O_NONBLOCK, so a FIFO or a device named in an MMAP
+/// record cannot hang a report) and a device, FIFO, socket or directory is refused with
+/// `InvalidInput` after an fstat of the opened descriptor (no check-then-open race).
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +87,26 @@ mod tests {
             PathBuf::from("/proc/cpuinfo")
         );
         assert!(Sysroot::default().is_host());
+    }
+
+    #[test]
+    fn open_regular_refuses_fifos_devices_and_directories() {
+        let dir = std::env::temp_dir().join(format!("ruperf-open-regular-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(
+            nix::unistd::mkfifo(c.as_c_str(), nix::sys::stat::Mode::S_IRWXU),
+            Ok(())
+        );
+        let plain = dir.join("plain");
+        std::fs::write(&plain, b"x").unwrap();
+        assert!(open_regular(&plain).is_ok());
+        for bad in [fifo.as_path(), Path::new("/dev/zero"), dir.as_path()] {
+            let err = open_regular(bad).expect_err("not a regular file");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{}", bad.display());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
