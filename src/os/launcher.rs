@@ -419,16 +419,6 @@ fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd)> {
     })
 }
 
-/// Ignores SIGPIPE in ruperf itself, so that a closed output pipe is an EPIPE error that the
-/// output layer treats as "reader went away", not a silent death. (Children get SIGPIPE's default
-/// back before exec.)
-pub fn ignore_sigpipe() {
-    // SAFETY: SIG_IGN installs no handler code; this runs at start-up before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-}
-
 /// A signal received through the signalfd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
