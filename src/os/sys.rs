@@ -175,6 +175,57 @@ impl Drop for Mapping {
     }
 }
 
+/// Starts `path` with `argv` and `envp` (NULL-terminated arrays of C strings) through
+/// posix_spawn, with an empty signal mask and SIGPIPE at its default action in the child.
+/// Returns the pid, or the errno of the failed spawn or exec.
+pub fn posix_spawn_reset(
+    path: &std::ffi::CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> Result<i32, i32> {
+    assert!(argv.last().is_some_and(|p| p.is_null()) && envp.last().is_some_and(|p| p.is_null()));
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: the attribute object is initialised before use and destroyed after; the sets are
+    // plain values filled by sigemptyset/sigaddset; `path`, `argv` and `envp` are valid
+    // NULL-terminated C arrays that outlive the call (checked above). posix_spawn itself is
+    // safe to call from a multi-threaded process with signal handlers installed.
+    unsafe {
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        let rc = libc::posix_spawnattr_init(&mut attr);
+        if rc != 0 {
+            return Err(rc);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        let mut rc = libc::posix_spawnattr_setsigmask(&mut attr, &empty);
+        if rc == 0 {
+            rc = libc::posix_spawnattr_setsigdefault(&mut attr, &pipe);
+        }
+        if rc == 0 {
+            let flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+            rc = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
+        }
+        if rc == 0 {
+            rc = libc::posix_spawn(
+                &mut pid,
+                path.as_ptr(),
+                std::ptr::null(),
+                &attr,
+                argv.as_ptr().cast::<*mut libc::c_char>(),
+                envp.as_ptr().cast::<*mut libc::c_char>(),
+            );
+        }
+        libc::posix_spawnattr_destroy(&mut attr);
+        if rc != 0 {
+            return Err(rc);
+        }
+    }
+    Ok(pid)
+}
+
 /// Opens a pidfd for `pid` (pidfd_open(2), Linux 5.3+): pollable, readable when it exits.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
