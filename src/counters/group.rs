@@ -92,6 +92,8 @@ pub struct Counter {
     fds: Vec<OwnedFd>,
     /// The CPU of each descriptor in `fds` (-1 for a task's counter on every CPU).
     cpus: Vec<i32>,
+    /// The pid or tid of each descriptor in `fds` (-1 for a CPU-wide counter).
+    pids: Vec<i32>,
 }
 
 /// A raw reading summed over slots.
@@ -211,24 +213,35 @@ impl Session {
                 continue;
             };
             let base = counters.len();
-            for (i, spec) in events.iter().enumerate() {
-                let member = *braced && i > 0;
-                let leader = if member {
-                    Some(&counters[base] as &Counter)
-                } else {
-                    None
-                };
-                let counter = open_counter(
-                    spec,
-                    entry_idx,
-                    member,
-                    leader,
-                    target,
-                    opts,
-                    root,
-                    &target_desc,
-                )?;
-                counters.push(counter);
+            // A member opened on a thread of a running process can be refused when the
+            // thread's perf context moved (the kernel swaps inherited contexts between threads
+            // at context switches) or its thread is exiting, between the leader's open and the
+            // member's: then the whole group is opened again.
+            let mut attempts_left = GROUP_ATTEMPTS;
+            'group: loop {
+                attempts_left -= 1;
+                counters.truncate(base);
+                for (i, spec) in events.iter().enumerate() {
+                    let member = *braced && i > 0;
+                    let leader = if member {
+                        Some(&counters[base] as &Counter)
+                    } else {
+                        None
+                    };
+                    let ctx = OpenCtx {
+                        entry: entry_idx,
+                        target,
+                        opts,
+                        root,
+                        target_desc: &target_desc,
+                        may_retry: attempts_left > 0,
+                    };
+                    match open_counter(spec, member, leader, &ctx)? {
+                        Opened::Counter(c) => counters.push(*c),
+                        Opened::Retry => continue 'group,
+                    }
+                }
+                break;
             }
         }
         Ok(Session {
@@ -341,17 +354,43 @@ pub fn counting_attr(
     a
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How many times a braced group on a running process is opened before a refused member is
+/// taken as final.
+const GROUP_ATTEMPTS: u32 = 8;
+
+/// What every counter of one open pass shares.
+struct OpenCtx<'a> {
+    entry: usize,
+    target: &'a Target,
+    opts: OpenOptions,
+    root: &'a Sysroot,
+    target_desc: &'a str,
+    /// A member refused for a moved or dying leader context asks for the group to be opened
+    /// again instead of failing.
+    may_retry: bool,
+}
+
+/// The result of opening one counter.
+enum Opened {
+    Counter(Box<Counter>),
+    /// Open the whole group again (see [`GROUP_ATTEMPTS`]).
+    Retry,
+}
+
 fn open_counter(
     spec: &EventSpec,
-    entry: usize,
     member: bool,
     leader: Option<&Counter>,
-    target: &Target,
-    opts: OpenOptions,
-    root: &Sysroot,
-    target_desc: &str,
-) -> Result<Counter> {
+    ctx: &OpenCtx<'_>,
+) -> Result<Opened> {
+    let OpenCtx {
+        entry,
+        target,
+        opts,
+        root,
+        target_desc,
+        ..
+    } = *ctx;
     let not_supported = |spec: &EventSpec, attr, why: String| Counter {
         spec: spec.clone(),
         entry,
@@ -360,30 +399,38 @@ fn open_counter(
         attr,
         fds: Vec::new(),
         cpus: Vec::new(),
+        pids: Vec::new(),
     };
     if let Some(l) = leader {
         if let OpenStatus::NotSupported(why) = &l.status {
             let attr = counting_attr(spec, target, member, opts);
-            return Ok(not_supported(
+            return Ok(Opened::Counter(Box::new(not_supported(
                 spec,
                 attr,
                 format!("group leader {} is not supported: {why}", l.spec.name),
-            ));
+            ))));
         }
     }
-    let slot_list = slots(target, spec)?;
+    // A group member opens exactly where its leader did, descriptor for descriptor: listing the
+    // threads again could give another list (threads come and go) and pair a member with
+    // another thread's leader.
+    let slot_list = match leader {
+        Some(l) => l.pids.iter().copied().zip(l.cpus.iter().copied()).collect(),
+        None => slots(target, spec)?,
+    };
     if slot_list.is_empty() {
         let attr = counting_attr(spec, target, member, opts);
-        return Ok(not_supported(
+        return Ok(Opened::Counter(Box::new(not_supported(
             spec,
             attr,
             "none of the requested CPUs is in the PMU's cpumask".into(),
-        ));
+        ))));
     }
     let mut spec = spec.clone();
     let mut attr = counting_attr(&spec, target, member, opts);
     let mut fds = Vec::with_capacity(slot_list.len());
     let mut cpus = Vec::with_capacity(slot_list.len());
+    let mut pids = Vec::with_capacity(slot_list.len());
     let mut i = 0;
     while i < slot_list.len() {
         let (pid, cpu) = slot_list[i];
@@ -392,6 +439,7 @@ fn open_counter(
             Ok(fd) => {
                 fds.push(fd);
                 cpus.push(cpu);
+                pids.push(pid);
                 i += 1;
             }
             Err(e) => {
@@ -403,11 +451,18 @@ fn open_counter(
                     attr = counting_attr(&spec, target, member, opts);
                     continue;
                 }
-                // A thread that exited between listing and opening is not an error.
-                if code == Some(libc::ESRCH)
-                    && matches!(target, Target::Pids(_))
-                    && slot_list.len() > 1
+                // On a running process, a member refused because its leader's thread exited
+                // (ENODEV) or its context moved (EINVAL) since the leader was opened: open the
+                // group again. A thread that exited before its own open is skipped.
+                let running_process = matches!(target, Target::Pids(_));
+                if member
+                    && running_process
+                    && ctx.may_retry
+                    && matches!(code, Some(libc::EINVAL) | Some(libc::ENODEV))
                 {
+                    return Ok(Opened::Retry);
+                }
+                if code == Some(libc::ESRCH) && running_process && slot_list.len() > 1 {
                     i += 1;
                     continue;
                 }
@@ -420,7 +475,9 @@ fn open_counter(
                     return Err(Error::NoSuchProcess(pid));
                 }
                 return match classify_open_error(&spec.name, &e, root, &what) {
-                    OpenFailure::NotSupported(why) => Ok(not_supported(&spec, attr, why)),
+                    OpenFailure::NotSupported(why) => {
+                        Ok(Opened::Counter(Box::new(not_supported(&spec, attr, why))))
+                    }
                     OpenFailure::Fatal(err) => Err(err),
                 };
             }
@@ -429,7 +486,7 @@ fn open_counter(
     if fds.is_empty() {
         return Err(Error::NoSuchProcess(slot_list[0].0));
     }
-    Ok(Counter {
+    Ok(Opened::Counter(Box::new(Counter {
         spec,
         entry,
         group_member: member,
@@ -437,7 +494,8 @@ fn open_counter(
         attr,
         fds,
         cpus,
-    })
+        pids,
+    })))
 }
 
 /// A one-line description of an attr for `-v`.

@@ -10,6 +10,7 @@ mod common;
 mod cli;
 mod docs;
 mod energy;
+mod groups;
 mod list;
 mod record;
 mod report;
