@@ -19,7 +19,17 @@ extern "C" fn main(
     _argc: std::ffi::c_int,
     _argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
+    ruperf::os::stdio::reopen_closed_std_fds();
     ruperf::os::launcher::ignore_sigpipe();
+    if let Some(v) = ruperf::os::privilege::drop_untrusted_environment() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "ruperf: warning: ignoring {}={} (ruperf runs with elevated privileges; \
+             NVML loads from the system library path only)",
+            ruperf::os::privilege::NVML_ENV,
+            std::path::Path::new(&v).display()
+        );
+    }
     run()
 }
 
