@@ -595,29 +595,56 @@ impl Seek for View {
     }
 }
 
+/// Opens the recording `path` names: a regular file only (a FIFO, device or directory is
+/// refused without blocking), with an error that says what the path is instead.
+fn open_input(path: &Path) -> Result<File> {
+    if path == Path::new("-") {
+        return Err(Error::Usage(
+            "-i -: pipe input is not supported yet (record to a file with -o FILE and report that)"
+                .into(),
+        ));
+    }
+    match crate::sysroot::open_regular(path) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoInput {
+            path: path.to_path_buf(),
+            reason: "no such file (record one with `ruperf record`, or name another with -i)"
+                .into(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(Error::Permission(format!(
+            "cannot read {}: permission denied (check its owner and mode: recordings are \
+             created 0600, readable by their owner only)",
+            path.display()
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            use std::os::unix::fs::FileTypeExt;
+            let what = match std::fs::metadata(path).map(|m| m.file_type()) {
+                Ok(t) if t.is_dir() => "a directory",
+                Ok(t) if t.is_char_device() => "a character device",
+                Ok(t) if t.is_block_device() => "a block device",
+                Ok(t) if t.is_fifo() => "a FIFO (pipe input is not supported yet)",
+                Ok(t) if t.is_socket() => "a socket",
+                _ => "something other than a regular file",
+            };
+            Err(data_error(
+                path,
+                format!("is {what}, not a perf.data file (name a recording with -i)"),
+            ))
+        }
+        Err(e) => Err(Error::io(format!("cannot open {}", path.display()), e)),
+    }
+}
+
 impl Recording {
     /// Opens and checks `path`. A missing file is [`Error::NoInput`]; a file that is not a
     /// perf.data, or whose header or attributes are unusable, is [`Error::Data`]. Damage the
     /// reader can work around (a cut data section, bad feature sections) becomes a warning.
     pub fn open(path: &Path) -> Result<Recording> {
-        let mut file =
-            match File::open(path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NoInput {
-                    path: path.to_path_buf(),
-                    reason:
-                        "no such file (record one with `ruperf record`, or name another with -i)"
-                            .into(),
-                }),
-                Err(e) => return Err(Error::io(format!("cannot open {}", path.display()), e)),
-            };
+        let mut file = open_input(path)?;
         let file_len = file
             .metadata()
             .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
             .len();
-        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-            return Err(data_error(path, "is a directory, not a perf.data file"));
-        }
         let mut head = vec![0u8; HEADER_SIZE.min(file_len) as usize];
         file.read_exact(&mut head)
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
