@@ -70,7 +70,7 @@ pub struct RecordConfig {
     /// Output file.
     pub output: PathBuf,
     /// ruperf's own command line, stored in the file.
-    pub cmdline: Vec<String>,
+    pub cmdline: Vec<OsString>,
 }
 
 /// Counters shown while recording and in the summary.
