@@ -15,6 +15,15 @@ use ruperf::cmd::{self, Cli};
 use ruperf::error::exit;
 
 fn main() -> ExitCode {
+    if let Some(v) = ruperf::os::privilege::drop_untrusted_environment() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "ruperf: warning: ignoring {}={} (ruperf runs with elevated privileges; \
+             NVML loads from the system library path only)",
+            ruperf::os::privilege::NVML_ENV,
+            std::path::Path::new(&v).display()
+        );
+    }
     let code = run();
     ExitCode::from(u8::try_from(code).unwrap_or(exit::SOFTWARE as u8))
 }

@@ -134,7 +134,7 @@ impl RecordArgs {
             command: self.command,
             mmap_pages: self.mmap_pages,
             output: self.output,
-            cmdline: std::env::args().collect(),
+            cmdline: std::env::args_os().collect(),
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod stat;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,7 @@ impl Sink {
             .create(true)
             .append(append)
             .truncate(!append)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .map_err(|source| Error::CantCreate {
                 path: path.to_path_buf(),

@@ -70,7 +70,7 @@ pub struct RecordConfig {
     /// Output file.
     pub output: PathBuf,
     /// ruperf's own command line, stored in the file.
-    pub cmdline: Vec<String>,
+    pub cmdline: Vec<OsString>,
 }
 
 /// Counters shown while recording and in the summary.
@@ -230,8 +230,10 @@ fn is_not_supported(e: &OpenError) -> bool {
 }
 
 /// Moves an existing non-empty output aside to `NAME.old` and creates the new file.
+/// The new file is private (0600, as perf creates it: a recording holds addresses and maps),
+/// and a symbolic link at `path` is refused, never followed (nor moved aside).
 fn create_output(path: &Path) -> Result<File> {
-    if let Ok(meta) = std::fs::metadata(path) {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.is_file() && meta.len() > 0 {
             let mut old = path.as_os_str().to_owned();
             old.push(".old");
@@ -241,7 +243,7 @@ fn create_output(path: &Path) -> Result<File> {
             })?;
         }
     }
-    File::create(path).map_err(|source| Error::CantCreate {
+    crate::sysroot::create_output(path, 0o600).map_err(|source| Error::CantCreate {
         path: path.to_path_buf(),
         source,
     })

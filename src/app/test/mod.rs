@@ -5,6 +5,8 @@
 //! tests use the same modules the subcommands use, on the real kernel (or the `--sysroot`
 //! tree for discovery).
 
+pub mod scratch;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -54,7 +54,7 @@ pub fn folded_lines(r: &Resolved, cfg: &Config) -> Vec<String> {
 
 /// Writes a flame graph SVG of the folded stacks to `path`.
 pub fn flamegraph(lines: &[String], title: &str, path: &Path) -> Result<()> {
-    let file = std::fs::File::create(path).map_err(|source| Error::CantCreate {
+    let file = crate::sysroot::create_output(path, 0o666).map_err(|source| Error::CantCreate {
         path: path.to_path_buf(),
         source,
     })?;
