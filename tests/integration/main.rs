@@ -11,6 +11,7 @@ mod cli;
 mod docs;
 mod energy;
 mod list;
+mod pprof;
 mod record;
 mod report;
 mod roundtrip;
