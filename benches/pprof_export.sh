@@ -14,7 +14,7 @@ mkdir -p "$work"
 cd "$root"
 
 cargo build --release --quiet
-ruperf="$root/target/release/ruperf"
+ruperf="${CARGO_TARGET_DIR:-$root/target}/release/ruperf"
 cc -O1 -g -fno-omit-frame-pointer -fno-inline -o "$work/report_hot" tests/workloads/report_hot.c
 large="$work/large.data"
 if [[ ! -s $large ]]; then
