@@ -10,6 +10,7 @@ mod common;
 mod cli;
 mod docs;
 mod energy;
+mod gate;
 mod list;
 mod pprof;
 mod record;
