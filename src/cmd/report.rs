@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use super::Globals;
 use crate::app::report::{self, Config, Format, GraphMode, Order, SortKey};
 use crate::error::{Error, Result};
-use crate::output::report::{formats, stdio};
+use crate::output::report::{formats, pprof, stdio};
 
 /// Output formats of `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -21,6 +21,8 @@ pub enum FormatArg {
     Folded,
     /// perf script text, one block per sample (imported by the Firefox profiler and speedscope)
     Script,
+    /// Google's profile.proto, gzipped (go tool pprof, Pyroscope, Parca); needs -o FILE.pb.gz
+    Pprof,
 }
 
 /// What `ruperf report` does, in one line: its help's first line and its entry in `ruperf --help`.
@@ -91,6 +93,9 @@ pub struct ReportArgs {
     /// Write a flame graph of the samples to this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub flamegraph: Option<PathBuf>,
+    /// Write the --format pprof profile to this file (`-` for stdout)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Parses perf's `-g` value: comma-separated output type, threshold and order, in any order.
@@ -159,9 +164,15 @@ impl ReportArgs {
                 Some(FormatArg::Json) => Format::Json,
                 Some(FormatArg::Folded) => Format::Folded,
                 Some(FormatArg::Script) => Format::Script,
+                Some(FormatArg::Pprof) => Format::Pprof,
                 Some(FormatArg::Stdio) | None => Format::Stdio,
             }
         };
+        if self.output.is_some() && format != Format::Pprof {
+            return Err(Error::Usage(
+                "-o FILE is for --format pprof (the text formats go to stdout)".into(),
+            ));
+        }
         Ok(Config {
             input: self.input.clone(),
             sort,
@@ -201,6 +212,20 @@ fn emit(text: &str) -> Result<()> {
     crate::output::Sink::stdout().write_with(|w| w.write_all(text.as_bytes()))
 }
 
+/// Writes the pprof profile to `-o FILE`, or to stdout when it is not a terminal.
+fn pprof_to(r: &report::Resolved, cfg: &Config, out: Option<&std::path::Path>) -> Result<()> {
+    let path = match out {
+        Some(p) => p,
+        None if !std::io::stdout().is_terminal() => std::path::Path::new("-"),
+        None => {
+            return Err(Error::Usage(
+                "--format pprof writes a binary file: name it with -o FILE.pb.gz".into(),
+            ))
+        }
+    };
+    pprof::export(r, cfg, path)
+}
+
 /// Runs `ruperf report`.
 pub fn run(args: ReportArgs, g: &Globals) -> Result<i32> {
     let cfg = args.config(g)?;
@@ -235,6 +260,7 @@ pub fn run(args: ReportArgs, g: &Globals) -> Result<i32> {
             emit(&s)?;
         }
         Format::Json => emit(&formats::json(&report::build(&resolved, &cfg)))?,
+        Format::Pprof => pprof_to(&resolved, &cfg, args.output.as_deref())?,
         Format::Stdio | Format::Script => {
             let r = report::build(&resolved, &cfg);
             if r.sections.is_empty() {

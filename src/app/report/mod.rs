@@ -80,6 +80,8 @@ pub enum Format {
     Folded,
     /// perf script text, one block per sample.
     Script,
+    /// Google's profile.proto, gzipped.
+    Pprof,
 }
 
 /// Everything `ruperf report` needs, free of clap types.

@@ -104,11 +104,15 @@ impl StatExporter for Json {
         }
         let m = means(res);
         let ctx = Context::new(&m.rows, m.elapsed.mean);
-        for (row, &noise) in m.rows.iter().zip(&m.noise) {
-            writeln!(out, "{}", object(None, row, &ctx, noise))?;
+        for (i, (row, &noise)) in m.rows.iter().zip(&m.noise).enumerate() {
+            let mut o = object(None, row, &ctx, noise);
+            super::baseline::add_counter_runs(&mut o, res, i);
+            writeln!(out, "{o}")?;
         }
-        for e in energy_means(res) {
-            writeln!(out, "{}", energy_object(None, &e))?;
+        for (i, e) in energy_means(res).iter().enumerate() {
+            let mut o = energy_object(None, e);
+            super::baseline::add_energy_runs(&mut o, res, i);
+            writeln!(out, "{o}")?;
         }
         emit_notes(out)
     }
