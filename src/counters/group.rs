@@ -590,4 +590,129 @@ mod tests {
             assert!(why.contains("cycles"));
         }
     }
+
+    mod seam {
+        use std::cell::RefCell;
+        use std::io;
+        use std::os::fd::AsRawFd;
+        use std::rc::Rc;
+
+        use super::*;
+        use crate::counters::event::parse_events;
+        use crate::os::sys::hooks::{fake_fd, fake_open};
+
+        /// One faked perf_event_open call: (config, pid, group fd, fd returned or errno).
+        type Call = (u64, i32, i32, std::result::Result<i32, i32>);
+
+        fn errno(e: i32) -> io::Error {
+            io::Error::from_raw_os_error(e)
+        }
+
+        fn open_with(
+            events: &str,
+            target: Target,
+            mut kernel: impl FnMut(&sys::Attr, i32, i32) -> std::result::Result<(), i32> + 'static,
+        ) -> (Result<Session>, Vec<Call>) {
+            let calls: Rc<RefCell<Vec<Call>>> = Rc::default();
+            let log = Rc::clone(&calls);
+            let _guard = fake_open(Box::new(move |attr, pid, _cpu, group| {
+                match kernel(attr, pid, group) {
+                    Ok(()) => {
+                        let fd = fake_fd();
+                        log.borrow_mut()
+                            .push((attr.config, pid, group, Ok(fd.as_raw_fd())));
+                        Ok(fd)
+                    }
+                    Err(e) => {
+                        log.borrow_mut().push((attr.config, pid, group, Err(e)));
+                        Err(errno(e))
+                    }
+                }
+            }));
+            let root = Sysroot::default();
+            let list = parse_events(events, &root).unwrap();
+            let session = Session::open(&list, &target, OpenOptions { inherit: false }, &root);
+            let calls = calls.borrow().clone();
+            (session, calls)
+        }
+
+        #[test]
+        fn kernel_refused_retries_user_only_as_perf_does() {
+            let me = nix::unistd::gettid().as_raw();
+            let (s, calls) = open_with("task-clock", Target::Tids(vec![me]), |attr, _, _| {
+                if attr.exclude_kernel() == 0 {
+                    Err(libc::EACCES)
+                } else {
+                    Ok(())
+                }
+            });
+            let s = s.unwrap();
+            assert_eq!(calls.len(), 2);
+            assert_eq!(s.counters[0].spec.name, "task-clock:u");
+            assert_eq!(s.counters[0].attr.exclude_kernel(), 1);
+        }
+
+        #[test]
+        fn an_absent_event_is_not_supported_and_the_rest_still_opens() {
+            let me = nix::unistd::gettid().as_raw();
+            let hw = b::PERF_TYPE_HARDWARE;
+            let (s, _) = open_with(
+                "cycles,task-clock",
+                Target::Tids(vec![me]),
+                move |a, _, _| {
+                    if a.type_ == hw {
+                        Err(libc::ENOENT)
+                    } else {
+                        Ok(())
+                    }
+                },
+            );
+            let s = s.unwrap();
+            assert!(matches!(s.counters[0].status, OpenStatus::NotSupported(_)));
+            assert_eq!(s.counters[1].status, OpenStatus::Open);
+        }
+
+        #[test]
+        fn members_open_on_their_leaders_slots_and_a_refused_member_reopens_the_group() {
+            // This test process has several threads; one of them "exits" before its leader
+            // opens (ESRCH), and the first member open is refused once (EINVAL).
+            let pid = std::process::id() as i32;
+            let gone = *threads_of(pid).unwrap().last().unwrap();
+            let mut refused_once = false;
+            let (s, calls) = open_with(
+                "{task-clock,page-faults}",
+                Target::Pids(vec![pid]),
+                move |a, tid, group| {
+                    if tid == gone {
+                        return Err(libc::ESRCH);
+                    }
+                    let member = group >= 0;
+                    if member && a.config == b::PERF_COUNT_SW_PAGE_FAULTS as u64 && !refused_once {
+                        refused_once = true;
+                        return Err(libc::EINVAL);
+                    }
+                    Ok(())
+                },
+            );
+            let s = s.unwrap();
+            assert_eq!(s.counters[1].status, OpenStatus::Open);
+            // The last pass (its leaders, then its members): every member sits on the leader
+            // opened for the same thread.
+            let last_leader = calls.iter().rposition(|c| c.2 < 0).unwrap();
+            let first_leader = calls[..last_leader]
+                .iter()
+                .rposition(|c| c.2 >= 0)
+                .map_or(0, |i| i + 1);
+            let pass = &calls[first_leader..=last_leader];
+            let members = &calls[last_leader + 1..];
+            assert!(!members.is_empty());
+            for m in members {
+                let leader = pass.iter().find(|l| l.1 == m.1).expect("leader on thread");
+                assert_eq!(Ok(m.2), leader.3, "member on {} joined another leader", m.1);
+            }
+            assert!(calls.iter().any(|c| c.3 == Err(libc::EINVAL)));
+            assert!(!s.counters[1].pids.contains(&gone));
+            assert_eq!(s.counters[0].pids, s.counters[1].pids);
+        }
+    }
 }

@@ -41,8 +41,12 @@ pub fn perf_event_open(
     cpu: i32,
     group: Option<BorrowedFd<'_>>,
 ) -> io::Result<OwnedFd> {
-    let mut attr = *attr;
     let group_fd = group.map_or(-1, |fd| fd.as_raw_fd());
+    #[cfg(test)]
+    if let Some(faked) = hooks::open(attr, pid, cpu, group_fd) {
+        return faked;
+    }
+    let mut attr = *attr;
     let flags = bindings::PERF_FLAG_FD_CLOEXEC as libc::c_ulong;
     // SAFETY: `attr` is a fully initialised local copy that outlives the call; the kernel
     // only reads it (and may write back `size` on E2BIG, which is harmless on a copy).
@@ -52,6 +56,49 @@ pub fn perf_event_open(
     let fd = check(ret)? as i32;
     // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The syscall seam for unit tests: a test routes its own thread's perf_event_open calls to a
+/// closure (which returns any descriptor it likes, e.g. /dev/null, or an errno), so that
+/// group opening, its retries and its error handling run without a kernel that has the event.
+#[cfg(test)]
+pub mod hooks {
+    use std::cell::RefCell;
+    use std::io;
+    use std::os::fd::OwnedFd;
+
+    use super::Attr;
+
+    /// A fake perf_event_open: (attr, pid, cpu, group fd or -1) → descriptor or error.
+    pub type OpenHook = Box<dyn FnMut(&Attr, i32, i32, i32) -> io::Result<OwnedFd>>;
+
+    thread_local! {
+        static OPEN: RefCell<Option<OpenHook>> = const { RefCell::new(None) };
+    }
+
+    /// While the guard lives, this thread's perf_event_open calls go to `hook`.
+    pub fn fake_open(hook: OpenHook) -> Guard {
+        OPEN.with(|h| *h.borrow_mut() = Some(hook));
+        Guard
+    }
+
+    /// Restores the real syscall when dropped.
+    pub struct Guard;
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            OPEN.with(|h| *h.borrow_mut() = None);
+        }
+    }
+
+    pub(super) fn open(attr: &Attr, pid: i32, cpu: i32, group: i32) -> Option<io::Result<OwnedFd>> {
+        OPEN.with(|h| h.borrow_mut().as_mut().map(|f| f(attr, pid, cpu, group)))
+    }
+
+    /// A descriptor that stands for an opened event.
+    pub fn fake_fd() -> OwnedFd {
+        std::fs::File::open("/dev/null").expect("/dev/null").into()
+    }
 }
 
 /// What an ioctl applies to: the event alone or its whole group.
