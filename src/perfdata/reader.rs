@@ -55,6 +55,7 @@ mod feat {
     pub const CPUDESC: usize = 8;
     pub const CMDLINE: usize = 11;
     pub const EVENT_DESC: usize = 12;
+    pub const RUPERF_ENERGY: usize = crate::perfdata::energy::FEATURE as usize;
 }
 /// Record types this module looks at directly.
 const RECORD_SAMPLE: u32 = 9;
@@ -127,6 +128,8 @@ pub struct Meta {
     pub cmdline: Vec<String>,
     /// Build ids of the DSOs that got samples.
     pub build_ids: Vec<BuildIdEntry>,
+    /// ruperf's energy readings (feature section [`crate::perfdata::energy::FEATURE`]), raw.
+    pub energy: Option<Vec<u8>>,
     /// Size of the data section that will be read.
     pub data_size: u64,
     /// True when the file was cut short (killed recorder, truncated copy, corruption).
@@ -513,6 +516,8 @@ fn feature_cap(bit: usize) -> u64 {
         feat::NRCPUS => 64,
         feat::HOSTNAME | feat::OSRELEASE | feat::VERSION | feat::ARCH | feat::CPUDESC => 64 << 10,
         feat::CMDLINE => 4 << 20,
+        // A day of readings every 10 ms for a few domains.
+        feat::RUPERF_ENERGY => 1 << 30,
         _ => 64 << 20,
     }
 }
@@ -811,6 +816,7 @@ impl Recording {
                             | feat::CPUDESC
                             | feat::CMDLINE
                             | feat::EVENT_DESC
+                            | feat::RUPERF_ENERGY
                     );
                     if !wanted {
                         continue;
@@ -987,6 +993,7 @@ impl Recording {
             build_ids: section(feat::BUILD_ID)
                 .map(|b| parse_build_ids(b, big))
                 .unwrap_or_default(),
+            energy: section(feat::RUPERF_ENERGY).map(<[u8]>::to_vec),
             data_size: data_end - data_off,
             truncated,
         };

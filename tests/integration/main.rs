@@ -10,6 +10,7 @@ mod common;
 mod cli;
 mod docs;
 mod energy;
+mod energy_profile;
 mod gate;
 mod groups;
 mod list;

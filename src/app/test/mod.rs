@@ -350,6 +350,8 @@ fn record_busy_shell(
         mmap_pages: 64,
         output: out.to_path_buf(),
         cmdline: vec!["ruperf".into(), "test".into()],
+        energy: None,
+        nvml_lib: None,
     };
     record::run(&cfg, &c.root, &mut |_| {})
 }
@@ -395,6 +397,7 @@ fn t_roundtrip(c: &Ctx) -> Outcome {
         flamegraph: None,
         sysroot: c.root.clone(),
         progress: false,
+        energy: false,
     };
     let result = report::load(&rcfg).map(|r| report::build(&r, &rcfg));
     let _ = std::fs::remove_file(&out);
