@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 static double now_ms(void) {
     struct timespec t;
@@ -14,11 +16,15 @@ static double now_ms(void) {
 
 static unsigned long long energy_uj;
 
+/* Rewritten in place at a fixed width (no truncation), so a reader never sees an empty file,
+ * and through one descriptor, as the kernel's file would stay the same file. */
+static int counter_fd = -1;
+
 static void write_counter(const char *path, unsigned long long v) {
-    FILE *f = fopen(path, "w");
-    if (!f) exit(2);
-    fprintf(f, "%llu\n", v);
-    fclose(f);
+    char buf[32];
+    if (counter_fd < 0 && (counter_fd = open(path, O_WRONLY)) < 0) exit(2);
+    int n = snprintf(buf, sizeof buf, "%020llu\n", v);
+    if (pwrite(counter_fd, buf, n, 0) != n) exit(2);
 }
 
 static volatile unsigned long sink;
