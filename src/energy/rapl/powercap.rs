@@ -20,6 +20,8 @@ pub struct PowercapSource {
     domains: Vec<Domain>,
     channels: Vec<Channel>,
     files: Vec<File>,
+    paths: Vec<std::path::PathBuf>,
+    errors: Vec<Option<String>>,
     warnings: Vec<String>,
 }
 
@@ -35,15 +37,16 @@ fn split_zone(dir: &str) -> Option<(&str, Vec<u32>)> {
 }
 
 /// The kind and package of a top-level zone name: `package-1` → Package 1, `psys` → Psys.
-/// Multi-die parts name zones `package-P-die-D`; the die is returned too.
-fn parse_top_name(name: &str) -> Option<(DomainKind, u32, u32)> {
+/// Multi-die parts name zones `package-P-die-D`; the die is returned too, and the zone is
+/// that die of package P (never package D, nor a package of its own).
+fn parse_top_name(name: &str) -> Option<(DomainKind, u32, Option<u32>)> {
     if name == "psys" {
-        return Some((DomainKind::Psys, 0, 0));
+        return Some((DomainKind::Psys, 0, None));
     }
     let rest = name.strip_prefix("package-")?;
     match rest.split_once("-die-") {
-        Some((p, d)) => Some((DomainKind::Package, p.parse().ok()?, d.parse().ok()?)),
-        None => Some((DomainKind::Package, rest.parse().ok()?, 0)),
+        Some((p, d)) => Some((DomainKind::Package, p.parse().ok()?, Some(d.parse().ok()?))),
+        None => Some((DomainKind::Package, rest.parse().ok()?, None)),
     }
 }
 
@@ -82,7 +85,7 @@ struct Zone {
     tree_rank: u8,
     kind: DomainKind,
     package: u32,
-    die: u32,
+    die: Option<u32>,
     dir: String,
 }
 
@@ -156,11 +159,6 @@ impl PowercapSource {
                 class.display()
             ));
         }
-        // Multi-die parts: number packages by (package, die) order instead.
-        let multi_die = zones.iter().any(|z| z.die != 0);
-        let mut dies: Vec<(u32, u32)> = zones.iter().map(|z| (z.package, z.die)).collect();
-        dies.sort_unstable();
-        dies.dedup();
         // intel-rapl before intel-rapl-mmio, so the MSR-backed tree wins duplicates.
         zones.sort_by_key(|z| (z.tree_rank, z.package, z.die, z.kind));
 
@@ -168,18 +166,13 @@ impl PowercapSource {
             domains: Vec::new(),
             channels: Vec::new(),
             files: Vec::new(),
+            paths: Vec::new(),
+            errors: Vec::new(),
             warnings: Vec::new(),
         };
         let mut first_error = None;
         for z in zones {
-            let index = if multi_die {
-                dies.iter()
-                    .position(|d| *d == (z.package, z.die))
-                    .unwrap_or(0) as u32
-            } else {
-                z.package
-            };
-            let domain = Domain::rapl(z.kind, index);
+            let domain = Domain::rapl_at(z.kind, z.package, z.die);
             if src.domains.contains(&domain) {
                 continue;
             }
@@ -194,6 +187,9 @@ impl PowercapSource {
                     });
                     src.domains.push(domain);
                     src.files.push(file);
+                    src.paths
+                        .push(root.path(format!("{CLASS}/{}/energy_uj", z.dir)));
+                    src.errors.push(None);
                 }
                 Err(why) => {
                     src.warnings
@@ -242,13 +238,23 @@ impl Source for PowercapSource {
     }
 
     fn read(&mut self, out: &mut [Option<u64>]) {
-        for (slot, f) in out.iter_mut().zip(&self.files) {
-            *slot = pread_u64(f).ok();
+        for (i, (slot, f)) in out.iter_mut().zip(&self.files).enumerate() {
+            *slot = match pread_u64(f) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.errors[i] = Some(energy_error(&self.paths[i], &e));
+                    None
+                }
+            };
         }
     }
 
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
+    }
+
+    fn failure(&self, channel: usize) -> Option<String> {
+        self.errors.get(channel).cloned().flatten()
     }
 }
 
@@ -286,13 +292,14 @@ mod tests {
         assert_eq!(split_zone("dtpm:0"), None);
         assert_eq!(
             parse_top_name("package-1"),
-            Some((DomainKind::Package, 1, 0))
+            Some((DomainKind::Package, 1, None))
         );
         assert_eq!(
             parse_top_name("package-0-die-1"),
-            Some((DomainKind::Package, 0, 1))
+            Some((DomainKind::Package, 0, Some(1)))
         );
-        assert_eq!(parse_top_name("psys"), Some((DomainKind::Psys, 0, 0)));
+        assert_eq!(parse_top_name("package-0-die-x"), None);
+        assert_eq!(parse_top_name("psys"), Some((DomainKind::Psys, 0, None)));
         assert_eq!(parse_top_name("core"), None);
     }
 
@@ -321,6 +328,30 @@ mod tests {
                 joules_per_unit: 1e-6
             }
         );
+    }
+
+    #[test]
+    fn die_zones_belong_to_their_package() {
+        let t = FakeTree::new("pc-dies");
+        // Two packages of two dies: intel-rapl:N numbers dies, not packages.
+        t.powercap_zone("intel-rapl:0", "package-0-die-0", 0, MAX);
+        t.powercap_zone("intel-rapl:0:0", "dram", 0, MAX);
+        t.powercap_zone("intel-rapl:1", "package-0-die-1", 0, MAX);
+        t.powercap_zone("intel-rapl:2", "package-1-die-0", 0, MAX);
+        t.powercap_zone("intel-rapl:3", "package-1-die-1", 0, MAX);
+        let s = PowercapSource::open(&t.sysroot()).unwrap();
+        let names: Vec<&str> = s.domains().iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "rapl/pkg:0.die0",
+                "rapl/dram:0.die0",
+                "rapl/pkg:0.die1",
+                "rapl/pkg:1.die0",
+                "rapl/pkg:1.die1"
+            ]
+        );
+        assert_eq!(s.domains()[2], Domain::rapl_die(DomainKind::Package, 0, 1));
     }
 
     #[test]
