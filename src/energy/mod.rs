@@ -308,6 +308,11 @@ pub trait Source: Send {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// What a figure of domain `domain` does and does not cover, when that needs saying (e.g.
+    /// AMD cores through powercap: one core, not every core).
+    fn domain_notes(&self, _domain: usize) -> Vec<String> {
+        Vec::new()
+    }
     /// Why channel `channel` could not be read in the last [`Source::read`], when it could not
     /// (e.g. `GPU is lost (NVML_ERROR_GPU_IS_LOST)`, an I/O error).
     fn failure(&self, _channel: usize) -> Option<String> {

@@ -97,6 +97,8 @@ struct RowRef {
     parts: Vec<usize>,
     /// Their names, for the notes.
     part_names: Vec<String>,
+    /// What the source says this figure covers, shown with every window.
+    coverage: Vec<String>,
     info: Domain,
     backend: &'static str,
     estimate: bool,
@@ -425,8 +427,12 @@ fn rows_of(
                 .filter(|c| parts.contains(&c.domain))
                 .filter_map(|c| c.meter.wrap_seconds(ASSUMED_MAX_WATTS))
                 .min_by(f64::total_cmp);
+            let mut coverage: Vec<String> =
+                parts.iter().flat_map(|&d| src.domain_notes(d)).collect();
+            coverage.dedup();
             RowRef {
                 source: si,
+                coverage,
                 part_names: parts.iter().map(|&d| domains[d].name.clone()).collect(),
                 estimate: parts.iter().any(|&d| acc.is_estimate(d)),
                 backend: src.backend(),
@@ -487,7 +493,7 @@ fn part_notes(
 
 fn row_report(r: &RowRef, a: &Reading, b: &Reading, window: &[f64]) -> EnergyRow {
     let seconds = b.at.duration_since(a.at).as_secs_f64();
-    let mut notes = Vec::new();
+    let mut notes = r.coverage.clone();
     let mut counted = true;
     for (&d, name) in r.parts.iter().zip(&r.part_names) {
         counted &= part_notes(r, name, d, a, b, &mut notes);
@@ -498,7 +504,7 @@ fn row_report(r: &RowRef, a: &Reading, b: &Reading, window: &[f64]) -> EnergyRow
             r.info.name
         ));
     }
-    if r.info.kind == DomainKind::Gpu && seconds < 1.0 {
+    if counted && r.info.kind == DomainKind::Gpu && seconds < 1.0 {
         notes.push(format!(
             "{}: window under 1 s: NVML updates every 20-100 ms, so this figure is coarse; repeat the run (-r) to reduce the error",
             r.info.name

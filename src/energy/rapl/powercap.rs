@@ -23,6 +23,8 @@ pub struct PowercapSource {
     paths: Vec<std::path::PathBuf>,
     errors: Vec<Option<String>>,
     warnings: Vec<String>,
+    /// The CPU is AMD's or Hygon's: the kernel's `core` zone reads one core's counter.
+    amd: bool,
 }
 
 /// A zone directory name split into its tree and numbers: `intel-rapl:0:1` → ("intel-rapl", [0, 1]).
@@ -169,6 +171,11 @@ impl PowercapSource {
             paths: Vec::new(),
             errors: Vec::new(),
             warnings: Vec::new(),
+            amd: std::fs::read_to_string(root.path("/proc/cpuinfo"))
+                .ok()
+                .and_then(|s| super::msr::CpuId::parse(&s))
+                .and_then(|id| id.rapl_vendor())
+                == Some(super::models::Vendor::Amd),
         };
         let mut first_error = None;
         for z in zones {
@@ -255,6 +262,15 @@ impl Source for PowercapSource {
 
     fn failure(&self, channel: usize) -> Option<String> {
         self.errors.get(channel).cloned().flatten()
+    }
+
+    fn domain_notes(&self, domain: usize) -> Vec<String> {
+        match self.domains.get(domain) {
+            Some(d) if self.amd && d.kind == DomainKind::Cores => vec![format!(
+                "{d}: on AMD, powercap's core zone reads only the lead CPU's core counter (the kernel reads one core), not the sum of every core; --rapl-source msr sums every core"
+            )],
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -352,6 +368,28 @@ mod tests {
             ]
         );
         assert_eq!(s.domains()[2], Domain::rapl_die(DomainKind::Package, 0, 1));
+    }
+
+    #[test]
+    fn amd_cores_zone_says_it_is_one_core() {
+        let t = FakeTree::new("pc-amd");
+        t.cpuinfo("AuthenticAMD", 0x19, 0x01);
+        t.powercap_zone("intel-rapl:0", "package-0", 0, MAX);
+        t.powercap_zone("intel-rapl:0:0", "core", 0, MAX);
+        let s = PowercapSource::open(&t.sysroot()).unwrap();
+        assert!(s.domain_notes(0).is_empty());
+        let n = s.domain_notes(1);
+        assert_eq!(n.len(), 1);
+        assert!(
+            n[0].starts_with(
+                "rapl/cores:0: on AMD, powercap's core zone reads only the lead CPU's core"
+            ),
+            "{n:?}"
+        );
+        // Intel's core zone is the whole PP0 domain: nothing to say.
+        t.cpuinfo("GenuineIntel", 6, 0x8C);
+        let s = PowercapSource::open(&t.sysroot()).unwrap();
+        assert!(s.domain_notes(1).is_empty());
     }
 
     #[test]
