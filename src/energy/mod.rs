@@ -153,6 +153,23 @@ impl Domain {
     }
 }
 
+/// The domains a user can select from a source's: its own, plus, for each multi-die package
+/// it lists only die by die, the whole package (`rapl/pkg:0`, the sum of its dies), placed
+/// after that package's dies.
+pub fn selectable_domains(domains: &[Domain]) -> Vec<Domain> {
+    let mut out: Vec<Domain> = domains.to_vec();
+    for d in domains.iter().filter(|d| d.die.is_some()) {
+        let pkg = d.package_domain();
+        if !out.contains(&pkg) {
+            out.push(pkg);
+        }
+    }
+    if out.iter().all(|d| d.kind.is_rapl()) {
+        out.sort_by_key(|d| (d.index, d.die.is_none(), d.die, d.kind));
+    }
+    out
+}
+
 impl fmt::Display for Domain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)
@@ -976,5 +993,23 @@ mod tests {
         assert!(!sel("rapl/pkg:0.die0").matches(&die1));
         assert!(!sel("rapl/pkg:0.die1").matches(&Domain::rapl(DomainKind::Package, 0)));
         assert!(sel("rapl").matches(&die1) && sel("rapl/pkg").matches(&die1));
+        let all = selectable_domains(&[
+            Domain::rapl_die(DomainKind::Package, 0, 0),
+            Domain::rapl_die(DomainKind::Dram, 0, 0),
+            die1.clone(),
+            Domain::rapl(DomainKind::Package, 1),
+        ]);
+        let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "rapl/pkg:0.die0",
+                "rapl/dram:0.die0",
+                "rapl/pkg:0.die1",
+                "rapl/pkg:0",
+                "rapl/dram:0",
+                "rapl/pkg:1"
+            ]
+        );
     }
 }

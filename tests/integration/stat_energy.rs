@@ -418,3 +418,38 @@ fn amd_cores_through_powercap_say_they_are_one_core() {
         "{text}"
     );
 }
+
+#[test]
+fn repeats_average_only_the_runs_that_counted() {
+    let dir = scratch("stat-nvml-lost-repeat");
+    let lib = dir.join("libnvidia-ml.so.1");
+    std::fs::copy(nvml_standin(), &lib).unwrap();
+    let state = dir.join("libnvidia-ml.so.1.state");
+    let marker = dir.join("second-run");
+    let _ = std::fs::remove_file(&marker);
+    std::fs::write(&state, "gpu A100 0 1\ngpu H100 0 1\n").unwrap();
+    // Run 1: each GPU consumes; run 2: GPU 0 consumes 2 J more, GPU 1 is lost.
+    let script = format!(
+        "if [ -e '{m}' ]; then printf 'gpu A100 3000 1\\ngpu H100 4000 1\\nlost 1\\n' > '{s}.tmp'; \
+         else touch '{m}'; printf 'gpu A100 1000 1\\ngpu H100 4000 1\\n' > '{s}.tmp'; fi; mv '{s}.tmp' '{s}'",
+        m = marker.display(),
+        s = state.display()
+    );
+    let (text, code) = stat_nvml(&lib, &["-x,", "-r", "2", "-e", "nvml"], &script);
+    assert_eq!(code, 0, "{text}");
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.split(',').nth(2) == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+            .to_string()
+    };
+    // nvml/0: 1 J then 2 J, mean 1.5 J with a spread.
+    assert!(
+        row("nvml/0").starts_with("1.50,Joules,nvml/0,33.33%,"),
+        "{text}"
+    );
+    // nvml/1: counted in run 1 only (4 J), never averaged with a failed run as 0.
+    assert!(row("nvml/1").starts_with("4.00,Joules,nvml/1,"), "{text}");
+    // The sum missed a GPU in one run: flagged partial.
+    assert!(row("nvml").ends_with(",W (partial sum)"), "{text}");
+}
