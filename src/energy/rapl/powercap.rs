@@ -171,11 +171,7 @@ impl PowercapSource {
             paths: Vec::new(),
             errors: Vec::new(),
             warnings: Vec::new(),
-            amd: std::fs::read_to_string(root.path("/proc/cpuinfo"))
-                .ok()
-                .and_then(|s| super::msr::CpuId::parse(&s))
-                .and_then(|id| id.rapl_vendor())
-                == Some(super::models::Vendor::Amd),
+            amd: is_amd(root),
         };
         let mut first_error = None;
         for z in zones {
@@ -213,6 +209,15 @@ impl PowercapSource {
         }
         Ok(src)
     }
+}
+
+/// True when /proc/cpuinfo under `root` names an AMD or Hygon CPU.
+fn is_amd(root: &Sysroot) -> bool {
+    std::fs::read_to_string(root.path("/proc/cpuinfo"))
+        .ok()
+        .and_then(|s| super::msr::CpuId::parse(&s))
+        .and_then(|id| id.rapl_vendor())
+        == Some(super::models::Vendor::Amd)
 }
 
 fn open_zone(root: &Sysroot, dir: &str) -> Result<(File, u64), String> {
