@@ -30,6 +30,9 @@ pub struct EnergyRow {
     pub kind: DomainKind,
     /// Package (RAPL) or device (GPU) index.
     pub index: u32,
+    /// The die, for one die of a multi-die package (`rapl/pkg:0.die1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub die: Option<u32>,
     /// False when a reading that bounds the window failed (a GPU lost mid-run, an unreadable
     /// zone): the energy is unknown, `joules` and `watts` are NaN (`null` in JSON) and the
     /// exporters print perf's `<not counted>`. Never a measured 0.
@@ -526,6 +529,7 @@ fn row_report(r: &RowRef, a: &Reading, b: &Reading, window: &[f64]) -> EnergyRow
         name: r.info.name.clone(),
         kind: r.info.kind,
         index: r.info.index,
+        die: r.info.die,
         counted,
         joules,
         seconds,
@@ -541,7 +545,7 @@ fn row_report(r: &RowRef, a: &Reading, b: &Reading, window: &[f64]) -> EnergyRow
 /// is left out of the sum, which is then marked partial and names it.
 fn kind_totals(rows: &[EnergyRow]) -> Vec<KindTotal> {
     let mut totals: Vec<KindTotal> = Vec::new();
-    for row in rows.iter().filter(|r| !r.name.contains(".die")) {
+    for row in rows.iter().filter(|r| r.die.is_none()) {
         let t = match totals.iter_mut().find(|t| t.kind == row.kind) {
             Some(t) => t,
             None => {

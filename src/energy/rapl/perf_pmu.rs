@@ -128,6 +128,31 @@ pub fn discover_pmu(root: &Sysroot, pmu: &str) -> Result<Vec<PmuEvent>, String> 
     Ok(out)
 }
 
+/// The die of the `pos`-th CPU of a cpumask when the mask holds several CPUs of its package
+/// (the PMU counts per die): its `die_id`, or, where the topology does not tell those CPUs'
+/// dies apart, its rank among them. `None` when the mask has one CPU of the package.
+fn die_in_mask(topo: &[Cpu], cpus: &[u32], places: &[u32], pos: usize) -> Option<u32> {
+    let package = places[pos];
+    let same: Vec<u32> = cpus
+        .iter()
+        .zip(places)
+        .filter(|(_, &p)| p == package)
+        .map(|(&c, _)| c)
+        .collect();
+    if same.len() < 2 {
+        return None;
+    }
+    let die_of = |cpu: u32| topo.iter().find(|c| c.cpu == cpu).map(|c| c.die);
+    let mut dies: Vec<Option<u32>> = same.iter().map(|&c| die_of(c)).collect();
+    dies.sort_unstable();
+    dies.dedup();
+    if dies.len() == same.len() && dies.iter().all(Option::is_some) {
+        die_of(cpus[pos])
+    } else {
+        same.iter().position(|&c| c == cpus[pos]).map(|i| i as u32)
+    }
+}
+
 /// Counters of the perf power PMU(s).
 #[derive(Debug)]
 pub struct PerfPmuSource {
@@ -188,9 +213,8 @@ impl PerfPmuSource {
                 .enumerate()
                 .map(|(pos, &cpu)| package_of(topo, cpu).unwrap_or(pos as u32))
                 .collect();
-            for (&cpu, &package) in ev.cpus.iter().zip(&places) {
-                let per_die = places.iter().filter(|&&p| p == package).count() > 1;
-                let die = per_die.then(|| topo.iter().find(|c| c.cpu == cpu).map_or(0, |c| c.die));
+            for (pos, (&cpu, &package)) in ev.cpus.iter().zip(&places).enumerate() {
+                let die = die_in_mask(topo, &ev.cpus, &places, pos);
                 let domain = Domain::rapl_at(ev.kind, package, die);
                 src.open_event(&host, ev, cpu, domain)
                     .map_err(|e| format!("perf power PMU: {e}"))?;
@@ -375,6 +399,29 @@ mod tests {
             "perf power PMU: not available under --sysroot (perf events would count this \
              machine's counters, not the tree's)"
         );
+    }
+
+    #[test]
+    fn cpumask_dies() {
+        let cpu = |cpu, package, die| Cpu {
+            cpu,
+            package,
+            die,
+            core: 0,
+        };
+        let topo = [cpu(0, 0, 0), cpu(4, 0, 1), cpu(8, 1, 0)];
+        let cpus = [0, 4, 8];
+        let places = [0, 0, 1];
+        let got: Vec<Option<u32>> = (0..3)
+            .map(|i| die_in_mask(&topo, &cpus, &places, i))
+            .collect();
+        assert_eq!(got, [Some(0), Some(1), None]);
+        // A topology without die_id (all 0): the rank within the package.
+        let flat = [cpu(0, 0, 0), cpu(4, 0, 0)];
+        let got: Vec<Option<u32>> = (0..2)
+            .map(|i| die_in_mask(&flat, &[0, 4], &[0, 0], i))
+            .collect();
+        assert_eq!(got, [Some(0), Some(1)]);
     }
 
     #[test]

@@ -295,6 +295,7 @@ mod tests {
             name: name.into(),
             kind: DomainKind::Package,
             index: 0,
+            die: None,
             counted: !j.is_nan(),
             joules: j,
             seconds: 2.0,
