@@ -221,9 +221,9 @@ impl EnergySession {
             }
             let available: Vec<String> = accs
                 .iter()
-                .flat_map(|a| a.source().domains())
+                .flat_map(|a| super::selectable_domains(a.source().domains()))
                 .filter(|d| !excluded.contains(d))
-                .map(|d| d.name.clone())
+                .map(|d| d.name)
                 .collect();
             unmatched.push(format!(
                 "{sel}: not measured on this machine (available: {})",
@@ -800,6 +800,13 @@ mod tests {
         );
         let s = EnergySession::open(&[sel("rapl/pkg:0.die1")], &t.sysroot(), None, None).unwrap();
         assert_eq!(s.domains(), [&Domain::rapl_die(DomainKind::Package, 0, 1)]);
+        let e = EnergySession::open(&[sel("rapl/pkg:0.die7")], &t.sysroot(), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("rapl/pkg:0.die7: not measured on this machine (available: rapl/pkg:0.die0, rapl/pkg:0.die1, rapl/pkg:0, rapl/pkg:1.die0"),
+            "{e}"
+        );
     }
 
     #[test]
