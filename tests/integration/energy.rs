@@ -491,6 +491,24 @@ fn perf_backend_reads_a_live_counter_per_die() {
     let src = one(&[0, 1], &[cpu(0, 0, 0), cpu(1, 1, 0)]).unwrap();
     let names: Vec<&str> = src.domains().iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["rapl/pkg:0", "rapl/pkg:1"]);
+    // AMD's power_core events: a core that cannot be opened (CPU 4095 does not exist) leaves
+    // the whole cores domain out rather than summing some cores.
+    let mut core = tsc_event(&[0, 4095]).unwrap();
+    core.pmu = "power_core".into();
+    core.name = "energy-core".into();
+    core.kind = DomainKind::Cores;
+    let src = PerfPmuSource::from_events(&topo, &[tsc_event(&[0]).unwrap()], &[core]).unwrap();
+    let names: Vec<&str> = src.domains().iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["rapl/pkg:0"]);
+    assert_eq!(src.channels().len(), 1);
+    let w = src.warnings();
+    assert!(
+        w.len() == 1
+            && w[0].starts_with(
+                "rapl/cores:0: left out: perf power_core PMU: power_core/energy-core/ on CPU 4095"
+            ),
+        "{w:?}"
+    );
 }
 
 #[test]

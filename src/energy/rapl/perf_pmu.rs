@@ -222,12 +222,18 @@ impl PerfPmuSource {
         }
         if !has_cores {
             for ev in core_events.iter().filter(|e| e.kind == DomainKind::Cores) {
+                // All cores or none: a sum over some cores would be silently low.
+                let mark = (src.domains.len(), src.channels.len(), src.fds.len());
                 for &cpu in &ev.cpus {
                     let package = package_of(topo, cpu).unwrap_or(0);
                     let domain = Domain::rapl(ev.kind, package);
+                    let name = domain.name.clone();
                     if let Err(e) = src.open_event(&host, ev, cpu, domain) {
                         src.warnings
-                            .push(format!("perf power_core PMU: {e}; core energy left out"));
+                            .push(format!("{name}: left out: perf power_core PMU: {e}"));
+                        src.domains.truncate(mark.0);
+                        src.channels.truncate(mark.1);
+                        src.fds.truncate(mark.2);
                         break;
                     }
                 }
