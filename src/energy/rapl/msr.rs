@@ -163,6 +163,8 @@ pub struct MsrSource {
     regs: Vec<(usize, u64)>,
     /// Per channel: why the last reading failed.
     errors: Vec<Option<String>>,
+    /// Domains left out while opening, and why.
+    warnings: Vec<String>,
 }
 
 /// The CPUs that share one set of RAPL registers: a package, or one die of a multi-die Intel
@@ -218,6 +220,7 @@ impl MsrSource {
             files: Vec::new(),
             regs: Vec::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
         };
         for g in groups(&topo, vendor) {
             src.add_group(root, &id, vendor, &g)?;
@@ -307,24 +310,38 @@ impl MsrSource {
         if counts(&self.files[lead], AMD_PKG_ENERGY) {
             self.add(domain(DomainKind::Package), lead, AMD_PKG_ENERGY, units.pkg);
         }
-        // The core counter is per physical core: one CPU per core, summed per package.
+        // The core counter is per physical core: one CPU per core, summed per package. Every
+        // core or none: a sum over some cores would be silently low.
+        if !counts(&self.files[lead], AMD_CORE_ENERGY) {
+            return Ok(());
+        }
         let mut seen = Vec::new();
+        let mut files = Vec::new();
         for c in &g.cpus {
             if seen.contains(&c.core) {
                 continue;
             }
             seen.push(c.core);
             let fi = if c.cpu == lead_cpu {
-                lead
+                Ok(lead)
             } else {
-                match self.open_file(root, c.cpu) {
-                    Ok(i) => i,
-                    Err(_) => continue,
-                }
+                self.open_file(root, c.cpu)
             };
-            if counts(&self.files[fi], AMD_CORE_ENERGY) {
-                self.add(domain(DomainKind::Cores), fi, AMD_CORE_ENERGY, units.cores);
+            match fi.and_then(|fi| {
+                read_msr(&self.files[fi], AMD_CORE_ENERGY)
+                    .map(|_| fi)
+                    .map_err(|e| format!("msr: CPU {}: register {AMD_CORE_ENERGY:#x}: {e}", c.cpu))
+            }) {
+                Ok(fi) => files.push(fi),
+                Err(why) => {
+                    let d = domain(DomainKind::Cores);
+                    self.warnings.push(format!("{d}: left out: {why}"));
+                    return Ok(());
+                }
             }
+        }
+        for fi in files {
+            self.add(domain(DomainKind::Cores), fi, AMD_CORE_ENERGY, units.cores);
         }
         Ok(())
     }
@@ -357,6 +374,10 @@ impl Source for MsrSource {
 
     fn failure(&self, channel: usize) -> Option<String> {
         self.errors.get(channel).cloned().flatten()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 }
 
@@ -562,6 +583,25 @@ mod tests {
         // 0xFFFFFFFF → 0xFFFF is 0x10000 units of 2^-16 J = 1 J.
         assert_eq!(r.joules[0], 1.0);
         assert_eq!(r.joules[1], 2.0);
+    }
+
+    #[test]
+    fn amd_cores_all_or_none() {
+        let t = FakeTree::new("msr-amd-partial");
+        t.cpus(&[(0, 0, 0), (1, 0, 1)]);
+        t.cpuinfo("AuthenticAMD", 0x19, 0x01);
+        t.msr(0, AMD_POWER_UNIT, 0x000A_1003);
+        t.msr(0, AMD_PKG_ENERGY, 5);
+        t.msr(0, AMD_CORE_ENERGY, 100);
+        // CPU 1 (core 1) has no MSR file: the cores domain is left out, with the reason.
+        let src = MsrSource::open(&t.sysroot()).unwrap();
+        assert_eq!(src.domains(), [Domain::rapl(DomainKind::Package, 0)]);
+        let w = src.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("rapl/cores:0: left out: msr: ") && w[0].contains("/dev/cpu/1/msr"),
+            "{w:?}"
+        );
     }
 
     #[test]
