@@ -174,6 +174,8 @@ impl PowercapSource {
             amd: is_amd(root),
         };
         let mut first_error = None;
+        // Packages with a die that cannot be read: their other dies are left out too.
+        let mut broken = Vec::new();
         for z in zones {
             let domain = Domain::rapl_at(z.kind, z.package, z.die);
             if src.domains.contains(&domain) {
@@ -197,10 +199,14 @@ impl PowercapSource {
                 Err(why) => {
                     src.warnings
                         .push(format!("powercap: {domain} left out: {why}"));
+                    if domain.die.is_some() {
+                        broken.push(domain.package_domain());
+                    }
                     first_error.get_or_insert(why);
                 }
             }
         }
+        src.drop_dies_of(&broken);
         if src.domains.is_empty() {
             return Err(format!(
                 "powercap: {}",
@@ -209,6 +215,44 @@ impl PowercapSource {
         }
         Ok(src)
     }
+}
+
+impl PowercapSource {
+    /// Leaves out every die domain of the packages in `broken` (a package is all of its dies
+    /// or none: the sum of some dies would be silently low), saying so per domain.
+    fn drop_dies_of(&mut self, broken: &[Domain]) {
+        let mut keep = Vec::new();
+        for (i, d) in self.domains.iter().enumerate() {
+            let gone = d.die.is_some() && broken.contains(&d.package_domain());
+            if gone {
+                self.warnings.push(format!(
+                    "powercap: {d} left out: another die of {} cannot be read",
+                    d.package_domain()
+                ));
+            } else {
+                keep.push(i);
+            }
+        }
+        keep_only(&mut self.domains, &keep);
+        keep_only(&mut self.files, &keep);
+        keep_only(&mut self.paths, &keep);
+        keep_only(&mut self.errors, &keep);
+        keep_only(&mut self.channels, &keep);
+        for (i, ch) in self.channels.iter_mut().enumerate() {
+            ch.domain = i;
+        }
+    }
+}
+
+/// Keeps the elements of `v` at the positions in `keep`.
+fn keep_only<T>(v: &mut Vec<T>, keep: &[usize]) {
+    let old = std::mem::take(v);
+    *v = old
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, x)| x)
+        .collect();
 }
 
 /// True when /proc/cpuinfo under `root` names an AMD or Hygon CPU.
@@ -373,6 +417,25 @@ mod tests {
             ]
         );
         assert_eq!(s.domains()[2], Domain::rapl_die(DomainKind::Package, 0, 1));
+        // A die that cannot be read takes its package's other dies out with it.
+        std::fs::remove_file(t.energy_path("intel-rapl:3")).unwrap();
+        let s = PowercapSource::open(&t.sysroot()).unwrap();
+        let names: Vec<&str> = s.domains().iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["rapl/pkg:0.die0", "rapl/dram:0.die0", "rapl/pkg:0.die1"]
+        );
+        let w = s.warnings();
+        assert!(
+            w[0].starts_with("powercap: rapl/pkg:1.die1 left out: "),
+            "{w:?}"
+        );
+        assert_eq!(
+            w[1],
+            "powercap: rapl/pkg:1.die0 left out: another die of rapl/pkg:1 cannot be read"
+        );
+        assert_eq!(s.channels().len(), 3);
+        assert!(s.channels().iter().enumerate().all(|(i, c)| c.domain == i));
     }
 
     #[test]
