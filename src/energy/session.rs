@@ -857,6 +857,35 @@ mod tests {
     }
 
     #[test]
+    fn intervals_around_a_failed_reading() {
+        let t = tree();
+        let mut s = EnergySession::open(&[sel("rapl/pkg:1")], &t.sysroot(), None, None).unwrap();
+        s.set_poll_period(None);
+        s.start().unwrap();
+        t.set_energy("intel-rapl:1", 21_000_000);
+        let i1 = s.interval().unwrap();
+        t.write("/sys/class/powercap/intel-rapl:1/energy_uj", "x\n");
+        let i2 = s.interval().unwrap();
+        t.set_energy("intel-rapl:1", 24_000_000);
+        let i3 = s.interval().unwrap();
+        t.set_energy("intel-rapl:1", 24_500_000);
+        let i4 = s.interval().unwrap();
+        let total = s.finish().unwrap();
+        assert_eq!((i1.rows[0].counted, i1.rows[0].joules), (true, 1.0));
+        // The interval that ends on the failed reading, and the one that starts on it, are
+        // unknown on their own ...
+        assert!(!i2.rows[0].counted && !i3.rows[0].counted);
+        assert_eq!((i4.rows[0].counted, i4.rows[0].joules), (true, 0.5));
+        // ... but the run as a whole is bounded by good readings: exact.
+        assert_eq!((total.rows[0].counted, total.rows[0].joules), (true, 4.5));
+        assert!(
+            total.rows[0].warnings[0].starts_with("rapl/pkg:1: 1 reading(s) failed: "),
+            "{:?}",
+            total.rows[0].warnings
+        );
+    }
+
+    #[test]
     fn session_can_move_to_another_thread() {
         fn is_send<T: Send>() {}
         is_send::<EnergySession>();
