@@ -64,6 +64,7 @@ fn row_joules(report: &EnergyReport, domains: &[TraceDomain]) -> Vec<f64> {
                 .rows
                 .iter()
                 .find(|r| r.name == d.name)
+                .filter(|r| r.counted)
                 .map_or(f64::NAN, |r| r.joules)
         })
         .collect()
