@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use perf_event_open_sys::bindings as b;
 use serde::Serialize;
 
-use super::event::{Entry, EventList, EventSpec};
+use super::event::{Entry, EventClass, EventList, EventSpec};
 use super::{classify_open_error, ensure_fd_limit, OpenFailure};
 use crate::error::{Error, Result};
 use crate::os::sys;
@@ -401,6 +401,21 @@ fn open_counter(
         cpus: Vec::new(),
         pids: Vec::new(),
     };
+    // A sysfs PMU's type number or a tracepoint's id read under --sysroot describes the fake
+    // tree, not this kernel: opening it here would count whatever host event has that number.
+    if !root.is_host() && matches!(spec.class, EventClass::Pmu | EventClass::Tracepoint) {
+        let attr = counting_attr(spec, target, member, opts);
+        return Ok(Opened::Counter(Box::new(not_supported(
+            spec,
+            attr,
+            format!(
+                "{}: read from --sysroot {}, whose PMU types and tracepoint ids are not this \
+                 kernel's; not counted on this host",
+                spec.name,
+                root.root().display()
+            ),
+        ))));
+    }
     if let Some(l) = leader {
         if let OpenStatus::NotSupported(why) = &l.status {
             let attr = counting_attr(spec, target, member, opts);

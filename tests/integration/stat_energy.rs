@@ -453,3 +453,38 @@ fn repeats_average_only_the_runs_that_counted() {
     // The sum missed a GPU in one run: flagged partial.
     assert!(row("nvml").ends_with(",W (partial sum)"), "{text}");
 }
+
+/// A PMU event resolved from a fake tree is never opened on the host: its type number there
+/// (here the host's software type, so cpu-clock) would be counted and printed as joules.
+#[test]
+fn fake_pmu_events_are_not_counted_on_the_host() {
+    let t = FakeTree::at(scratch("stat-fake-pmu"));
+    t.cpus(&[(0, 0, 0)]);
+    t.perf_pmu(
+        "power",
+        1,
+        "0",
+        &[("energy-pkg", "event=0x00", "1e-9", "Joules")],
+    );
+    let out = Command::new(ruperf_path())
+        .arg("--sysroot")
+        .arg(t.root())
+        .args([
+            "stat",
+            "-x,",
+            "-a",
+            "-e",
+            "power/energy-pkg/",
+            "sleep",
+            "0.05",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("<not supported>,") && l.contains("power/energy-pkg/")),
+        "{err}"
+    );
+}
