@@ -59,8 +59,10 @@ pub struct RecordConfig {
     pub default_event: bool,
     /// Sampling frequency or period.
     pub period: Period,
-    /// Record frame-pointer call chains.
+    /// Record call chains (frame pointers, or the kernel part only with `dwarf_stack`).
     pub callchain: bool,
+    /// `--call-graph dwarf`: dump the user registers and this many bytes of user stack.
+    pub dwarf_stack: Option<u32>,
     /// What to attach to.
     pub target: Target,
     /// Command to run (required for `Target::Command`; otherwise it only bounds the time).
@@ -153,6 +155,9 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
         let a = &mut ev.attr;
         a.size = std::mem::size_of::<sys::Attr>() as u32;
         a.sample_type = st;
+        if let Some(size) = cfg.dwarf_stack {
+            crate::counters::sampler::set_dwarf_callchain(a, size);
+        }
         match cfg.period {
             Period::Frequency(f) => {
                 a.set_freq(1);
@@ -179,6 +184,11 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
         a.set_comm(tracking);
         a.set_comm_exec(tracking);
         a.set_task(tracking);
+        // As perf in dwarf mode: the maps of data segments too, where unwinders read
+        // .eh_frame_hdr from when a binary's read-only segment is not executable.
+        if cfg.dwarf_stack.is_some() {
+            a.set_mmap_data(tracking);
+        }
         a.set_watermark(1);
         a.__bindgen_anon_2.wakeup_watermark = (data_bytes / 4).max(1) as u32;
     }

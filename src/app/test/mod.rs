@@ -339,6 +339,7 @@ fn record_busy_shell(
         default_event: false,
         period: Period::Frequency(hz),
         callchain: true,
+        dwarf_stack: None,
         target: record::Target::Command,
         command: vec![
             "sh".into(),
