@@ -385,6 +385,7 @@ fn t_roundtrip(c: &Ctx) -> Outcome {
         graph_min_percent: 0.5,
         order: None,
         percent_limit: 0.0,
+        max_stack: 127,
         show_samples: true,
         header: false,
         comms: None,
