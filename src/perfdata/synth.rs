@@ -95,6 +95,15 @@ fn u64s(out: &mut Vec<u8>, vals: &[u64]) {
     }
 }
 
+/// PERF_RECORD_LOST_SAMPLES (13) with the number of samples the kernel dropped, as perf
+/// record writes at the end, so that `perf report` shows them in "Total Lost Samples".
+pub fn lost_samples(out: &mut Vec<u8>, t: &IdTrailer, lost: u64) {
+    let at = begin(out, 13, 0);
+    u64s(out, &[lost]);
+    t.push(out, u32::MAX, u32::MAX);
+    end(out, at);
+}
+
 /// PERF_RECORD_COMM for a thread.
 pub fn comm(out: &mut Vec<u8>, t: &IdTrailer, pid: u32, tid: u32, name: &str) {
     let at = begin(out, COMM, 0);

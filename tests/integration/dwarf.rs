@@ -183,8 +183,8 @@ fn chains(text: &str, funcs: &[&str]) -> HashMap<String, f64> {
     out
 }
 
-fn compare_with_perf(data: &Path, funcs: &[&str]) {
-    let args = ["--children", "--sort", "sym", "-g", "none"];
+fn compare_with_perf(data: &Path, funcs: &[&str], extra: &[&str]) {
+    let args = [&["--children", "--sort", "sym", "-g", "none"], extra].concat();
     let theirs = children(&perf_report(data, &args));
     let ours = children(&ruperf_report(data, &args));
     for f in funcs {
@@ -196,7 +196,7 @@ fn compare_with_perf(data: &Path, funcs: &[&str]) {
             data.display()
         );
     }
-    let args = ["--no-children", "--sort", "sym", "-g", "folded"];
+    let args = [&["--no-children", "--sort", "sym", "-g", "folded,0"], extra].concat();
     let theirs = chains(&perf_report(data, &args), funcs);
     let ours = chains(&ruperf_report(data, &args), funcs);
     let mut top: Vec<(&String, &f64)> = theirs.iter().collect();
@@ -221,7 +221,9 @@ fn c_without_frame_pointers_matches_perf() {
     let r = recordings().as_ref().unwrap();
     for recorder in ["perf", "ruperf"] {
         let data = &r.files[&("c", recorder)];
-        compare_with_perf(data, C_FUNCS);
+        compare_with_perf(data, C_FUNCS, &[]);
+        // perf's --max-stack: the leaf-most frames are kept.
+        compare_with_perf(data, C_FUNCS, &["--max-stack", "3"]);
         // The callers are really there: main carries nearly everything in children mode.
         let ours = children(&ruperf_report(
             data,
@@ -245,9 +247,9 @@ fn rust_release_build_matches_perf() {
     let r = recordings().as_ref().unwrap();
     for recorder in ["perf", "ruperf"] {
         let data = &r.files[&("rust", recorder)];
-        compare_with_perf(data, RUST_FUNCS);
+        compare_with_perf(data, RUST_FUNCS, &[]);
         let ours = chains(
-            &ruperf_report(data, &["--no-children", "--sort", "sym", "-g", "folded"]),
+            &ruperf_report(data, &["--no-children", "--sort", "sym", "-g", "folded,0"]),
             RUST_FUNCS,
         );
         for leaf in ["dwarf_rust::sum_as", "dwarf_rust::apply_all"] {
@@ -287,7 +289,7 @@ fn perf_unwinds_ruperf_files_as_its_own() {
     for recorder in ["perf", "ruperf"] {
         let data = &r.files[&("c", recorder)];
         let c = chains(
-            &perf_report(data, &["--no-children", "--sort", "sym", "-g", "folded"]),
+            &perf_report(data, &["--no-children", "--sort", "sym", "-g", "folded,0"]),
             C_FUNCS,
         );
         let hash = c.get("hash_work;drive;main").copied().unwrap_or(0.0);
@@ -453,4 +455,68 @@ fn corrupt_cfi_and_a_rebuilt_binary_end_the_chain() {
         "no warning about the replaced binary: {err}"
     );
     let _ = &r.dir;
+}
+
+#[test]
+fn truncated_stacks_and_lost_samples_are_reported() {
+    require!(
+        recordings().is_some(),
+        "Debian's perf (perf record --call-graph dwarf), cc and rustc are needed"
+    );
+    let r = recordings().as_ref().unwrap();
+    let dir = scratch("dwarf-warn");
+    // 24 levels of recursion do not fit in a 256-byte dump.
+    let data = dir.join("short.data");
+    ruperf()
+        .args(["record", "--call-graph", "dwarf,256", "-F", "500", "-o"])
+        .arg(&data)
+        .arg(&r.c)
+        .arg("0.3")
+        .assert()
+        .success();
+    let (_, err) = survives(&data, None);
+    assert!(
+        err.contains("deeper than the 256-byte stack dump") && err.contains("dwarf,512"),
+        "{err}"
+    );
+    // A ring of four pages holds one 8 KiB sample at a time: samples are lost, and both
+    // reports say how many.
+    let data = dir.join("lost.data");
+    ruperf()
+        .args([
+            "record",
+            "--call-graph",
+            "dwarf",
+            "-m",
+            "4",
+            "-F",
+            "4000",
+            "-o",
+        ])
+        .arg(&data)
+        .arg(&r.c)
+        .arg("0.3")
+        .assert()
+        .success();
+    let total = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("# Total Lost Samples: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let theirs = total(&perf_report(&data, &[]));
+    let out = ruperf()
+        .args(["report", "--stdio", "-i"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let ours = total(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(ours, theirs, "Total Lost Samples: ruperf vs perf");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Almost always some are lost at this size; when none are, there is nothing to warn of.
+    assert_eq!(
+        err.contains(&format!("lost {ours} samples")),
+        ours > 0,
+        "{err}"
+    );
 }

@@ -796,6 +796,12 @@ pub fn run(
     }
     s.sampler.disable();
     s.pass()?;
+    if s.progress.lost > 0 {
+        // Not scanned: the tally counted these samples from the kernel's LOST records.
+        s.buf.clear();
+        synth::lost_samples(&mut s.buf, &trailer, s.progress.lost);
+        s.write_buf()?;
+    }
     // A command still running after Ctrl-C (it ignored the signal) is asked to stop.
     if let Some(c) = child.as_mut() {
         if exit.is_none() {
