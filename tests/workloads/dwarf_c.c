@@ -6,6 +6,8 @@
  *   main -> drive -> qsort (libc) -> by_value       (the rest, through libc's own CFI)
  *
  *   dwarf_c SECONDS    run for SECONDS of CPU time
+ *   dwarf_c -n ROUNDS  a fixed amount of work (for benchmarks, where overhead must show up
+ *                      as longer wall time)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,14 +47,14 @@ static int by_value(const void *a, const void *b) {
     return (v > w) - (v < w);
 }
 
-__attribute__((noinline)) unsigned long drive(double seconds) {
+__attribute__((noinline)) unsigned long drive(double seconds, long rounds) {
     static unsigned char buf[4096];
     static unsigned vals[3000];
     unsigned long acc = 0, seed = 7;
     double start = cpu_now();
     for (int i = 0; i < 4096; i++)
         buf[i] = (unsigned char)(i * 31);
-    while (cpu_now() - start < seconds) {
+    for (long n = 0; rounds >= 0 ? n < rounds : cpu_now() - start < seconds; n++) {
         acc += hash_work(buf, sizeof buf);
         acc += descend(24, acc);
         for (int i = 0; i < 3000; i++) {
@@ -67,6 +69,9 @@ __attribute__((noinline)) unsigned long drive(double seconds) {
 
 int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 1.0;
-    printf("result=%lu\n", drive(seconds));
+    long rounds = -1;
+    if (argc > 2 && argv[1][0] == '-' && argv[1][1] == 'n')
+        rounds = atol(argv[2]);
+    printf("result=%lu\n", drive(seconds, rounds));
     return 0;
 }

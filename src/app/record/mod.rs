@@ -655,7 +655,8 @@ pub fn run(
         output: &cfg.output,
     };
 
-    // What was running before recording started.
+    // What was running before recording started (with data maps in dwarf mode, as perf).
+    let dwarf = cfg.dwarf_stack.is_some();
     s.buf.clear();
     if let Some(text) = kernel_text {
         synth::kernel_mmap(&mut s.buf, &trailer, text);
@@ -666,18 +667,18 @@ pub fn run(
     match &cfg.target {
         Target::Pids(pids) => {
             for &pid in pids {
-                synth::synthesize_process(&mut s.buf, root, &trailer, pid);
+                synth::synthesize_process_with(&mut s.buf, root, &trailer, pid, dwarf);
             }
         }
         Target::Tids(tids) => {
             for &tid in tids {
                 let tgid = tgid_of(root, tid).unwrap_or(tid);
-                synth::synthesize_process(&mut s.buf, root, &trailer, tgid);
+                synth::synthesize_process_with(&mut s.buf, root, &trailer, tgid, dwarf);
             }
         }
         Target::SystemWide(_) => {
             for pid in synth::all_processes(root) {
-                synth::synthesize_process(&mut s.buf, root, &trailer, pid);
+                synth::synthesize_process_with(&mut s.buf, root, &trailer, pid, dwarf);
             }
         }
         Target::Command => {}
