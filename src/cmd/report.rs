@@ -63,6 +63,10 @@ pub struct ReportArgs {
         require_equals = false
     )]
     pub call_graph: Option<String>,
+    /// Use at most this many frames of each call chain (kernel part and unwound user part
+    /// each, as perf)
+    #[arg(long, value_name = "N", default_value_t = 127)]
+    pub max_stack: usize,
     /// Hide entries below this percentage
     #[arg(long, value_name = "PCT", default_value_t = 0.0)]
     pub percent_limit: f64,
@@ -199,6 +203,7 @@ impl ReportArgs {
             graph_min_percent: min.unwrap_or(0.5),
             order,
             percent_limit: self.percent_limit,
+            max_stack: self.max_stack,
             show_samples: self.show_nr_samples,
             header: self.header,
             comms: self.comms.clone(),

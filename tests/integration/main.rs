@@ -9,6 +9,7 @@ mod common;
 
 mod cli;
 mod docs;
+mod dwarf;
 mod energy;
 mod energy_profile;
 mod gate;

@@ -341,6 +341,7 @@ fn record_busy_shell(
         default_event: false,
         period: Period::Frequency(hz),
         callchain: true,
+        dwarf_stack: None,
         target: record::Target::Command,
         command: vec![
             "sh".into(),
@@ -388,6 +389,7 @@ fn t_roundtrip(c: &Ctx) -> Outcome {
         graph_min_percent: 0.5,
         order: None,
         percent_limit: 0.0,
+        max_stack: 127,
         show_samples: true,
         header: false,
         comms: None,

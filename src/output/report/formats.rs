@@ -94,6 +94,7 @@ pub fn script(cfg: &Config, out: &mut dyn Write) -> Result<Vec<String>> {
         .collect();
     let mut symz = Symbolizer::new(cfg.sysroot.clone(), build_ids);
     let mut agg = Aggregator::new(meta.events.len());
+    crate::app::report::unwind::prepare(&mut rec, &mut agg, cfg, &meta);
     let mut lines: Vec<Option<String>> = Vec::new();
     let mut frames = Vec::new();
     let mut buf = String::new();
