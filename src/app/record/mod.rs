@@ -631,10 +631,9 @@ pub fn run(
             .unwrap_or(0),
     };
     let file = create_output(&cfg.output)?;
-    let writer = Writer::new(file, &file_attrs).map_err(|e| Error::CantCreate {
-        path: cfg.output.clone(),
-        source: e,
-    })?;
+    // The file exists: a failure now is a write error (a full disk, /dev/full), exit 74.
+    let writer = Writer::new(file, &file_attrs)
+        .map_err(|e| Error::io(format!("writing {}", cfg.output.display()), e))?;
     let mut s = Session {
         sampler,
         writer: Some(writer),
