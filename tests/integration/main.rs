@@ -10,6 +10,7 @@ mod common;
 mod cli;
 mod docs;
 mod energy;
+mod fuzz_seeds;
 mod list;
 mod record;
 mod report;
