@@ -244,6 +244,22 @@ fn a_capability_binary_loads_no_user_code_and_trusts_no_user_path() {
         "{}",
         text(&out)
     );
+    // A setuid-root copy refuses to run at all: it would start the command as root.
+    let setuid = root.0.join("ruperf-setuid");
+    std::fs::copy(ruperf_path(), &setuid).unwrap();
+    std::fs::set_permissions(&setuid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let out = user
+        .command(&setuid)
+        .args(["stat", "-e", "task-clock", "--", "id", "-u"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "the command must not run: {:?}",
+        out.stdout
+    );
+    assert!(text(&out).contains("setuid"), "{}", text(&out));
     // A root-owned tree is accepted, and the capability really works (system-wide counting
     // at perf_event_paranoid ≥ 1 needs it).
     let out = user
