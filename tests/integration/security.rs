@@ -530,3 +530,38 @@ fn non_utf8_arguments_are_recorded_as_raw_bytes() {
         "raw bytes, as perf stores them"
     );
 }
+
+#[test]
+fn an_unprivileged_user_is_told_the_truth() {
+    require_user_tools!();
+    let user = TestUser::create("u");
+    // ruperf test: what this user cannot do is a skip with the fix, never FAILED (the
+    // automatic `:u` retry of msr/tsc/ and a closed tracefs included).
+    let out = user.command(ruperf_path()).args(["test"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out));
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    // Tracepoints: mounted but closed to this user is a permission error (77), not "not
+    // mounted" and not "no event matches".
+    let Some(tracefs) = crate::common::tracefs() else {
+        require!(false, "tracefs is not mounted");
+        return;
+    };
+    let closed = std::fs::metadata(&tracefs).unwrap().mode() & 0o005 != 0o005;
+    for args in [
+        &["list", "sched:*"][..],
+        &["stat", "-e", "sched:sched_switch", "true"],
+    ] {
+        let out = user.command(ruperf_path()).args(args).output().unwrap();
+        let err = text(&out);
+        if closed {
+            assert_eq!(out.status.code(), Some(77), "{args:?}: {err}");
+            assert!(
+                err.contains("is mounted at") && err.contains("may not read it"),
+                "{args:?}: {err}"
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        }
+    }
+}
