@@ -294,7 +294,14 @@ fn recordings_are_private_and_outputs_never_follow_a_planted_link() {
     let victim = root.0.join("victim");
     std::fs::write(&victim, b"precious").unwrap();
     let link = home.join("trap.data");
-    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let st = user
+        .command("ln")
+        .arg("-s")
+        .arg(&victim)
+        .arg(&link)
+        .status()
+        .unwrap();
+    assert!(st.success(), "the user plants the link");
     let out = Command::new(ruperf_path())
         .arg("record")
         .arg("-o")
@@ -303,12 +310,43 @@ fn recordings_are_private_and_outputs_never_follow_a_planted_link() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(73), "{}", text(&out));
-    assert!(text(&out).contains("symbolic link"), "{}", text(&out));
+    assert!(
+        text(&out).contains("symbolic link owned by another user"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     assert!(std::fs::symlink_metadata(&link)
         .unwrap()
         .file_type()
         .is_symlink());
+    // The same for `stat -o` and `report --flamegraph`.
+    for args in [
+        vec![
+            "stat".to_string(),
+            "-o".into(),
+            link.display().to_string(),
+            "true".into(),
+        ],
+        vec![
+            "report".to_string(),
+            "-i".into(),
+            data.display().to_string(),
+            "--flamegraph".into(),
+            link.display().to_string(),
+        ],
+    ] {
+        let out = Command::new(ruperf_path()).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(73), "{args:?}: {}", text(&out));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "{args:?}");
+    }
+    // A link of root's own, such as /dev/stdout, is followed as perf follows it.
+    let out = Command::new(ruperf_path())
+        .args(["stat", "-o", "/dev/stdout", "-e", "task-clock", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("task-clock"));
     // Root's own recording: the user may not read it, and is told why (77).
     let root_data = root.0.join("root.data");
     let out = Command::new(ruperf_path())

@@ -230,8 +230,9 @@ fn is_not_supported(e: &OpenError) -> bool {
 }
 
 /// Moves an existing non-empty output aside to `NAME.old` and creates the new file.
-/// The new file is private (0600, as perf creates it: a recording holds addresses and maps),
-/// and a symbolic link at `path` is refused, never followed (nor moved aside).
+/// The new file is private (0600, as perf creates it: a recording holds addresses and maps).
+/// A symbolic link at `path` is never moved aside, and is followed only when root or this
+/// user owns it (see `sysroot::create_output`).
 fn create_output(path: &Path) -> Result<File> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.is_file() && meta.len() > 0 {
@@ -243,7 +244,7 @@ fn create_output(path: &Path) -> Result<File> {
             })?;
         }
     }
-    crate::sysroot::create_output(path, 0o600).map_err(|source| Error::CantCreate {
+    crate::sysroot::create_output(path, 0o600, false).map_err(|source| Error::CantCreate {
         path: path.to_path_buf(),
         source,
     })

@@ -61,10 +61,11 @@ pub fn flamegraph(lines: &[String], title: &str, path: &Path) -> Result<()> {
             path.display()
         )));
     }
-    let file = crate::sysroot::create_output(path, 0o666).map_err(|source| Error::CantCreate {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file =
+        crate::sysroot::create_output(path, 0o666, false).map_err(|source| Error::CantCreate {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut w = std::io::BufWriter::new(file);
     let mut opt = inferno::flamegraph::Options::default();
     opt.title = title.to_owned();
