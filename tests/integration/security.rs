@@ -244,6 +244,18 @@ fn a_capability_binary_loads_no_user_code_and_trusts_no_user_path() {
         "{}",
         text(&out)
     );
+    // Its self-test says what the capability changes.
+    let out = user
+        .command(&capped)
+        .args(["test", "-v", "permissions"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out));
+    assert!(
+        stdout.contains("with CAP_PERFMON") && stdout.contains("RUPERF_NVML_LIB is ignored"),
+        "{stdout}"
+    );
     // A setuid-root copy refuses to run at all: it would start the command as root.
     let setuid = root.0.join("ruperf-setuid");
     std::fs::copy(ruperf_path(), &setuid).unwrap();

@@ -191,8 +191,14 @@ fn t_permissions(c: &Ctx) -> Outcome {
         } else {
             ""
         };
+        let guarded = if crate::os::privilege::elevated() {
+            "; ruperf runs with privileges its caller lacks (file capabilities), so \
+             RUPERF_NVML_LIB is ignored and --nvml-lib/--sysroot must be paths only root can change"
+        } else {
+            ""
+        };
         Outcome::Ok(format!(
-            "perf_event_paranoid {level} ({}), running {who}{extra}",
+            "perf_event_paranoid {level} ({}), running {who}{extra}{guarded}",
             paranoid_meaning(level)
         ))
     } else {
