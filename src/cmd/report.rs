@@ -271,7 +271,16 @@ pub fn run(args: ReportArgs, g: &Globals) -> Result<i32> {
         } else {
             format!("ruperf report {}", cfg.input.display())
         };
-        formats::flamegraph(&lines, &title, svg)?;
+        if lines.is_empty() {
+            // perf report exits 0 on a recording without samples; so does a flame graph.
+            let _ = writeln!(
+                std::io::stderr(),
+                "ruperf: warning: no samples to draw, so {} was not written (check the filters)",
+                svg.display()
+            );
+        } else {
+            formats::flamegraph(&lines, &title, svg)?;
+        }
         if args.format.is_none() && !args.json {
             return Ok(0);
         }

@@ -251,8 +251,9 @@ fn is_not_supported(e: &OpenError) -> bool {
 }
 
 /// Moves an existing non-empty output aside to `NAME.old` and creates the new file.
-/// The new file is private (0600, as perf creates it: a recording holds addresses and maps),
-/// and a symbolic link at `path` is refused, never followed (nor moved aside).
+/// The new file is private (0600, as perf creates it: a recording holds addresses and maps).
+/// A symbolic link at `path` is never moved aside, and is followed only when root or this
+/// user owns it (see `sysroot::create_output`).
 fn create_output(path: &Path) -> Result<File> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.is_file() && meta.len() > 0 {
@@ -264,7 +265,7 @@ fn create_output(path: &Path) -> Result<File> {
             })?;
         }
     }
-    crate::sysroot::create_output(path, 0o600).map_err(|source| Error::CantCreate {
+    crate::sysroot::create_output(path, 0o600, false).map_err(|source| Error::CantCreate {
         path: path.to_path_buf(),
         source,
     })
@@ -652,10 +653,9 @@ pub fn run(
             .unwrap_or(0),
     };
     let file = create_output(&cfg.output)?;
-    let writer = Writer::new(file, &file_attrs).map_err(|e| Error::CantCreate {
-        path: cfg.output.clone(),
-        source: e,
-    })?;
+    // The file exists: a failure now is a write error (a full disk, /dev/full), exit 74.
+    let writer = Writer::new(file, &file_attrs)
+        .map_err(|e| Error::io(format!("writing {}", cfg.output.display()), e))?;
     let mut s = Session {
         sampler,
         writer: Some(writer),
