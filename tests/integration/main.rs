@@ -17,5 +17,6 @@ mod record;
 mod report;
 mod roundtrip;
 mod selftest;
+mod serve;
 mod stat;
 mod stat_energy;
