@@ -3,7 +3,7 @@
 //! output (`--format openmetrics`); and the glue that runs them around a measurement.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
@@ -75,7 +75,13 @@ pub struct FleetPlan {
     print_rows: bool,
     /// The first error met while exporting an interval.
     error: Option<Error>,
+    /// When the last snapshot was taken.
+    last_snapshot: Option<Instant>,
 }
+
+/// The shortest time between two snapshots: at `-I 1` the counters still add up every
+/// millisecond, but the text is encoded (and the textfile replaced) ten times a second.
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
 
 const TYPES: ContentTypes = ContentTypes {
     openmetrics: om::OPENMETRICS_TYPE,
@@ -144,6 +150,13 @@ impl FleetPlan {
     pub fn on_interval(&mut self, row: &IntervalRow) {
         let Some(m) = &self.live else { return };
         m.add(&row.counters, row.energy.as_ref());
+        if self
+            .last_snapshot
+            .is_some_and(|t| t.elapsed() < SNAPSHOT_EVERY)
+        {
+            return;
+        }
+        self.last_snapshot = Some(Instant::now());
         let snap = snapshot(m);
         if let Some(Some(path)) = &self.textfile {
             if self.error.is_none() {
@@ -218,6 +231,10 @@ impl FleetPlan {
         sink: &mut Sink,
     ) -> Result<Option<i32>> {
         if let Some(s) = self.server.take() {
+            // The last counts, for the scrapes still queued.
+            if let Some(m) = &self.live {
+                s.publish(snapshot(m));
+            }
             s.shutdown();
         }
         if let Some(e) = self.error.take() {

@@ -207,8 +207,8 @@ pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
         source,
     };
     let mut f = std::fs::File::create(&tmp).map_err(cant)?;
+    // No fsync: the collector reads the page cache, and a rename is atomic without one.
     f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_data())
         .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| {
