@@ -399,3 +399,32 @@ fn energy_is_exported_in_joules_per_domain_and_package() {
         assert!(ok, "promtool: {msg}");
     }
 }
+
+#[test]
+fn serve_covers_pids_and_cpu_lists() {
+    let bg = crate::common::Background::start("ticker", &[], 100);
+    let pid = bg.pid();
+    for (args, target) in [
+        (
+            vec!["-p", pid.as_str()],
+            format!("target=\"process id '{pid}'\""),
+        ),
+        (vec!["-C", "0"], "target=\"CPU(s) 0\"".to_owned()),
+    ] {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut all = vec!["-I", "100", "-e", "task-clock,context-switches"];
+        all.extend(args.iter().copied());
+        let _r = serve(&addr, &all);
+        let until = Instant::now() + Duration::from_secs(10);
+        let text = loop {
+            let (_, _, body) = http_get(&addr, "/metrics", "text/plain").unwrap();
+            let text = String::from_utf8_lossy(&body).into_owned();
+            if text.contains("ruperf_clock_seconds_total{") {
+                break text;
+            }
+            assert!(Instant::now() < until, "{args:?}: no counts yet:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(text.contains(&target), "{args:?}: {target} not in\n{text}");
+    }
+}
