@@ -111,6 +111,9 @@ impl FleetPlan {
                     "--format openmetrics replaces its file whole: drop --append".into(),
                 ));
             }
+            if let Some(path) = &args.output {
+                om::check_textfile(path)?;
+            }
             plan.textfile = Some(args.output.take());
         }
         if f.serve.is_some() && args.repeat > 1 {

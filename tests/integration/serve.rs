@@ -253,6 +253,24 @@ fn a_taken_port_is_one_line_and_exit_71() {
         err.contains(&addr) && err.contains("already in use"),
         "{err}"
     );
+    // An unwritable textfile fails before anything runs.
+    let out = ruperf()
+        .args([
+            "stat",
+            "--format",
+            "openmetrics",
+            "-o",
+            "/nonexistent/dir/x.prom",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(73), "{err}");
+    assert!(
+        err.contains("/nonexistent/dir/x.prom") && err.trim().lines().count() == 1,
+        "{err}"
+    );
     let out = ruperf()
         .args(["stat", "--serve", "nowhere", "true"])
         .output()

@@ -190,9 +190,20 @@ pub fn to_prometheus_text(om: &str) -> String {
     out
 }
 
-/// Writes `text` to `path` atomically (a temporary file in the same directory, then a
-/// rename), as node_exporter's textfile collector asks: a scrape never reads half a file.
-pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
+/// Checks, before measuring, that the textfile can be written: its temporary file is created
+/// and removed again.
+pub fn check_textfile(path: &Path) -> Result<()> {
+    let tmp = temp_path(path);
+    std::fs::File::create(&tmp).map_err(|source| Error::CantCreate {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let _ = std::fs::remove_file(&tmp);
+    Ok(())
+}
+
+/// The temporary file beside `path` that becomes it.
+fn temp_path(path: &Path) -> std::path::PathBuf {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -201,7 +212,13 @@ pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "metrics.prom".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    dir.join(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Writes `text` to `path` atomically (a temporary file in the same directory, then a
+/// rename), as node_exporter's textfile collector asks: a scrape never reads half a file.
+pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
+    let tmp = temp_path(path);
     let cant = |source| Error::CantCreate {
         path: path.to_path_buf(),
         source,
