@@ -129,7 +129,7 @@ fn go_pprof_reads_the_same_top_functions_as_the_stdio_report() {
 }
 
 #[test]
-fn pprof_needs_a_file_when_stdout_is_a_terminal_and_reports_a_bad_path() {
+fn pprof_names_a_bad_output_path_and_writes_to_a_pipe() {
     let dir = scratch("pprof-bad");
     let data = dir.join("perf.data");
     ruperf()
