@@ -36,7 +36,8 @@ pub struct ContentTypes {
 
 #[derive(Debug, Default)]
 struct Shared {
-    latest: Mutex<Arc<Snapshot>>,
+    /// None until the measurement publishes its first snapshot.
+    latest: Mutex<Option<Arc<Snapshot>>>,
     stop: AtomicBool,
 }
 
@@ -105,15 +106,13 @@ fn answer(rq: tiny_http::Request, shared: &Shared, types: ContentTypes) {
     );
     let (status, body, ctype) = match (get, path) {
         (true, "/metrics") => {
-            let snap = shared
-                .latest
-                .lock()
-                .map(|s| Arc::clone(&s))
-                .unwrap_or_default();
-            if wants_openmetrics(&rq) {
-                (200, snap.openmetrics.clone(), types.openmetrics)
-            } else {
-                (200, snap.text.clone(), types.text)
+            let snap = shared.latest.lock().ok().and_then(|s| s.clone());
+            match snap {
+                Some(snap) if wants_openmetrics(&rq) => {
+                    (200, snap.openmetrics.clone(), types.openmetrics)
+                }
+                Some(snap) => (200, snap.text.clone(), types.text),
+                None => (503, "starting: no counts yet\n".to_owned(), "text/plain"),
             }
         }
         (true, "/") => (
@@ -184,7 +183,7 @@ impl Server {
     /// Makes `snap` the answer to every later scrape.
     pub fn publish(&self, snap: Snapshot) {
         if let Ok(mut l) = self.shared.latest.lock() {
-            *l = Arc::new(snap);
+            *l = Some(Arc::new(snap));
         }
     }
 
@@ -244,6 +243,7 @@ mod tests {
     fn serves_the_latest_snapshot_and_refuses_a_taken_port() {
         let srv = Server::start("127.0.0.1:0", TYPES).unwrap();
         let addr = srv.addr();
+        assert!(get(addr, "/metrics", "*/*").contains(" 503 "));
         srv.publish(Snapshot {
             openmetrics: "a_total 1\n# EOF\n".into(),
             text: "a_total 1\n".into(),
