@@ -70,6 +70,27 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Creates (or truncates) an output file for writing without following a symbolic link at
+/// `path` (O_NOFOLLOW: a link planted where the output goes is refused, not written through).
+/// A new file gets `mode` less the umask; an existing file keeps its owner and mode, as with
+/// perf. A link is refused with `InvalidInput` and a message that says so.
+pub fn create_output(path: &Path, mode: u32) -> io::Result<File> {
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path);
+    match opened {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is a symbolic link, which ruperf does not write through",
+        )),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +128,27 @@ mod tests {
             let err = open_regular(bad).expect_err("not a regular file");
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{}", bad.display());
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn create_output_is_private_and_refuses_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ruperf-create-out-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let out = dir.join("perf.data");
+        drop(create_output(&out, 0o600).unwrap());
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let err = create_output(&link, 0o600).expect_err("a link");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(create_output(Path::new("/dev/null"), 0o600).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

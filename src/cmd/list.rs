@@ -1,5 +1,7 @@
 //! `ruperf list`: which events exist here, and with `--available`, which really work.
 
+use std::io::Write;
+
 use clap::Args;
 
 use super::Globals;
@@ -79,17 +81,25 @@ pub fn build(cfg: &ListConfig, g: &Globals) -> Result<Listing> {
             if part.is_empty() {
                 // Nothing found because a source could not be read (tracefs, RAPL, NVML): say
                 // why and how to fix it.
-                let why: Vec<&str> = match list::classes_for(f) {
+                // A pattern with a ':' names tracepoints (`sched:*`).
+                let classes = list::classes_for(f)
+                    .or_else(|| f.contains(':').then(|| vec![ListClass::Tracepoint]));
+                let why: Vec<&list::Note> = match classes {
                     Some(c) => listing
                         .notes
                         .iter()
                         .filter(|n| c.contains(&n.class))
-                        .map(|n| n.text.as_str())
                         .collect(),
                     None => Vec::new(),
                 };
                 if !why.is_empty() {
-                    return Err(crate::error::Error::Unavailable(why.join("; ")));
+                    let text: Vec<&str> = why.iter().map(|n| n.text.as_str()).collect();
+                    let text = text.join("; ");
+                    return Err(if why.iter().any(|n| n.denied) {
+                        crate::error::Error::Permission(text)
+                    } else {
+                        crate::error::Error::Unavailable(text)
+                    });
                 }
                 return Err(list::no_match(f));
             }
@@ -150,8 +160,9 @@ pub fn run(args: ListArgs, g: &Globals) -> Result<i32> {
         }
         Ok(())
     })?;
+    let mut err = std::io::stderr().lock();
     for n in &listing.notes {
-        eprintln!("ruperf: note: {}", n.text);
+        let _ = writeln!(err, "ruperf: note: {}", n.text);
     }
     Ok(0)
 }

@@ -62,12 +62,37 @@ pub struct Globals {
     pub nvml_lib: Option<PathBuf>,
 }
 
-impl From<&GlobalArgs> for Globals {
-    fn from(a: &GlobalArgs) -> Self {
-        Globals {
-            sysroot: a.sysroot.clone().map(Sysroot::new).unwrap_or_default(),
-            nvml_lib: a.nvml_lib.clone(),
-        }
+impl Globals {
+    /// Resolves the global options. When ruperf runs with privileges its caller lacks (file
+    /// capabilities, setuid), `--nvml-lib` and `--sysroot` must name paths only root can
+    /// change; they are then used as resolved, so a symlink swapped later changes nothing.
+    pub fn resolve(a: &GlobalArgs) -> Result<Self> {
+        Self::resolve_with(a, crate::os::privilege::elevated())
+    }
+
+    fn resolve_with(a: &GlobalArgs, elevated: bool) -> Result<Self> {
+        let checked = |flag: &str, p: &Option<PathBuf>| -> Result<Option<PathBuf>> {
+            match p {
+                Some(p) if elevated => crate::os::privilege::trusted_path(p)
+                    .map(Some)
+                    .map_err(|u| {
+                        crate::error::Error::Permission(format!(
+                            "refusing {flag} {}: {} {}, and ruperf runs with elevated privileges \
+                             (a privileged ruperf only uses paths that root owns and only root can write)",
+                            p.display(),
+                            u.path.display(),
+                            u.rule.trim_start_matches("it ")
+                        ))
+                    }),
+                _ => Ok(p.clone()),
+            }
+        };
+        Ok(Globals {
+            sysroot: checked("--sysroot", &a.sysroot)?
+                .map(Sysroot::new)
+                .unwrap_or_default(),
+            nvml_lib: checked("--nvml-lib", &a.nvml_lib)?,
+        })
     }
 }
 
@@ -148,7 +173,7 @@ pub enum Command {
 
 /// Runs the parsed command line; returns the process exit status.
 pub fn run(cli: Cli) -> Result<i32> {
-    let globals = Globals::from(&cli.global);
+    let globals = Globals::resolve(&cli.global)?;
     match cli.command {
         Command::Stat { args } => stat::run(args, &globals),
         Command::Record { args } => record::run(args, &globals),
@@ -167,6 +192,28 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn elevated_runs_refuse_paths_users_can_change() {
+        let args = |sysroot: &str, nvml: Option<&str>| GlobalArgs {
+            sysroot: Some(PathBuf::from(sysroot)),
+            nvml_lib: nvml.map(PathBuf::from),
+        };
+        let err = Globals::resolve_with(&args("/tmp", None), true).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::NOPERM);
+        assert!(
+            err.to_string()
+                .starts_with("refusing --sysroot /tmp: /tmp is writable by group or others"),
+            "{err}"
+        );
+        let err = Globals::resolve_with(&args("/usr", Some("/tmp/x.so")), true).unwrap_err();
+        assert!(err.to_string().contains("--nvml-lib /tmp/x.so"), "{err}");
+        let ok = Globals::resolve_with(&args("/usr/bin/..", None), true).unwrap();
+        assert_eq!(ok.sysroot.root(), std::fs::canonicalize("/usr").unwrap());
+        // Unprivileged, the paths are the user's business.
+        let free = Globals::resolve_with(&args("/tmp", Some("/tmp/x.so")), false).unwrap();
+        assert_eq!(free.nvml_lib, Some(PathBuf::from("/tmp/x.so")));
     }
 
     #[test]

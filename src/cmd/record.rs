@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{parse_ids, reject_unknown_option, Globals};
+use crate::app::record::energy::EnergyPlan;
 use crate::app::record::{self, Notice, Period, RecordConfig, Target};
 use crate::counters::event;
 use crate::counters::sampler::SampleEvent;
+use crate::energy::{self, EnergySelector};
 use crate::error::{Error, Result};
 use crate::sysroot::Sysroot;
 
@@ -79,6 +81,13 @@ pub struct RecordArgs {
     )]
     pub output: PathBuf,
     /// Command to run and record
+    /// Read energy while sampling, for `ruperf report --energy`: `rapl`, `nvml` or `energy`
+    /// (both; the default), or any energy name `stat -e` takes. Energy names in `-e` do the same.
+    #[arg(long = "energy", value_name = "NAMES", num_args = 0..=1, default_missing_value = "energy", require_equals = true)]
+    pub energy: Option<String>,
+    /// Milliseconds between energy readings.
+    #[arg(long = "energy-interval", value_name = "MS", default_value_t = 10)]
+    pub energy_interval: u64,
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -119,7 +128,28 @@ impl RecordArgs {
         } else {
             self.events.clone()
         };
-        let events = parse_sample_events(&list, root)?;
+        let (events, mut energy) = parse_sample_events(&list, root)?;
+        if let Some(names) = &self.energy {
+            for name in names.split(',') {
+                energy.push(parse_energy_name(name)?);
+            }
+        }
+        if self.energy_interval == 0 || self.energy_interval > 60_000 {
+            return Err(Error::Usage(format!(
+                "--energy-interval {}: give milliseconds between 1 and 60000",
+                self.energy_interval
+            )));
+        }
+        // Only energy in -e: sample perf's default event beside it.
+        let (events, default_event) = if events.is_empty() && !energy.is_empty() {
+            (parse_sample_events(&["cycles".to_string()], root)?.0, true)
+        } else {
+            (events, default_event)
+        };
+        let energy = (!energy.is_empty()).then(|| EnergyPlan {
+            selectors: energy,
+            interval: std::time::Duration::from_millis(self.energy_interval),
+        });
         let period = match (self.count, self.freq) {
             (Some(c), _) => Period::Count(c),
             (None, Some(f)) => Period::Frequency(f),
@@ -134,33 +164,48 @@ impl RecordArgs {
             command: self.command,
             mmap_pages: self.mmap_pages,
             output: self.output,
-            cmdline: std::env::args().collect(),
+            cmdline: std::env::args_os().collect(),
+            energy,
+            nvml_lib: None,
         })
     }
 }
 
 /// Resolves `-e` arguments into sampling events. Energy readings cannot be sampled, and
 /// braced groups are sampled as separate events.
-fn parse_sample_events(args: &[String], root: &Sysroot) -> Result<Vec<SampleEvent>> {
+/// The sampling events of `-e`, and its energy names.
+fn parse_sample_events(
+    args: &[String],
+    root: &Sysroot,
+) -> Result<(Vec<SampleEvent>, Vec<EnergySelector>)> {
     let list = event::parse_event_args(args, root)?;
-    if let Some(name) = list.energy().next() {
-        return Err(Error::Usage(format!(
-            "{name}: energy cannot be sampled into perf.data; measure it with `ruperf stat -e {name}`"
-        )));
-    }
-    Ok(list
+    let energy = list
+        .energy()
+        .map(parse_energy_name)
+        .collect::<Result<Vec<_>>>()?;
+    let events = list
         .counters()
         .map(|spec| SampleEvent {
             name: spec.name.clone(),
             attr: spec.to_attr(),
             cpus: spec.cpus.clone(),
         })
-        .collect())
+        .collect();
+    Ok((events, energy))
 }
 
-/// Runs `ruperf record`.
+fn parse_energy_name(name: &str) -> Result<EnergySelector> {
+    energy::parse_selector(name).unwrap_or_else(|| {
+        Err(Error::Usage(format!(
+            "--energy {name}: not an energy name ({})",
+            energy::SPELLINGS
+        )))
+    })
+}
+
 pub fn run(args: RecordArgs, g: &Globals) -> Result<i32> {
-    let cfg = args.into_config(&g.sysroot)?;
+    let mut cfg = args.into_config(&g.sysroot)?;
+    cfg.nvml_lib = g.nvml_lib.clone();
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
@@ -227,8 +272,10 @@ mod tests {
     #[test]
     fn events_from_the_grammar() {
         let root = Sysroot::default();
-        let e = parse_sample_events(&["cpu-clock:u,task-clock".into()], &root).unwrap();
+        let (e, energy) =
+            parse_sample_events(&["cpu-clock:u,task-clock,rapl".into()], &root).unwrap();
         assert_eq!(e.len(), 2);
+        assert_eq!(energy.len(), 1);
         assert_eq!(e[0].attr.exclude_kernel(), 1);
         assert_eq!(
             e[1].attr.config,
@@ -238,9 +285,7 @@ mod tests {
             parse_sample_events(&["no-such-event".into()], &root),
             Err(Error::Event(_))
         ));
-        assert!(matches!(
-            parse_sample_events(&["energy".into()], &root),
-            Err(Error::Usage(_))
-        ));
+        assert!(parse_energy_name("rapl/pkg:0").is_ok());
+        assert!(matches!(parse_energy_name("cycles"), Err(Error::Usage(_))));
     }
 }

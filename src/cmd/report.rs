@@ -93,6 +93,11 @@ pub struct ReportArgs {
     /// Write a flame graph of the samples to this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub flamegraph: Option<PathBuf>,
+    /// Weight each sample by the energy measured while it was taken (an estimate; the
+    /// recording needs `ruperf record --energy`): percentages become shares of the joules and
+    /// a Joules column is shown
+    #[arg(long)]
+    pub energy: bool,
     /// Write the --format pprof profile to this file (`-` for stdout)
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -168,6 +173,13 @@ impl ReportArgs {
                 Some(FormatArg::Stdio) | None => Format::Stdio,
             }
         };
+        if self.energy && format == Format::Script {
+            return Err(Error::Usage(
+                "--energy weights the aggregated report (stdio, json, folded, pprof, --flamegraph); \
+                 per-sample script output has no energy column"
+                    .into(),
+            ));
+        }
         if self.output.is_some() && format != Format::Pprof {
             return Err(Error::Usage(
                 "-o FILE is for --format pprof (the text formats go to stdout)".into(),
@@ -196,6 +208,7 @@ impl ReportArgs {
             flamegraph: self.flamegraph.clone(),
             sysroot: g.sysroot.clone(),
             progress: std::io::stderr().is_terminal(),
+            energy: self.energy,
         })
     }
 }
@@ -252,7 +265,14 @@ pub fn run(args: ReportArgs, g: &Globals) -> Result<i32> {
     warn_all(&resolved.warnings);
     if let Some(svg) = &cfg.flamegraph {
         let lines = formats::folded_lines(&resolved, &cfg);
-        let title = format!("ruperf report {}", cfg.input.display());
+        let title = if cfg.energy {
+            format!(
+                "ruperf report --energy {} (µJ, estimate)",
+                cfg.input.display()
+            )
+        } else {
+            format!("ruperf report {}", cfg.input.display())
+        };
         formats::flamegraph(&lines, &title, svg)?;
         if args.format.is_none() && !args.json {
             return Ok(0);

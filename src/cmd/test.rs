@@ -94,13 +94,11 @@ pub fn run(args: TestArgs, g: &Globals) -> Result<i32> {
         })?;
         return Ok(0);
     }
-    let scratch = std::env::temp_dir().join(format!("ruperf-test-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch)
-        .map_err(|e| Error::io(format!("creating {}", scratch.display()), e))?;
+    let scratch = test::scratch::Scratch::create_in(&std::env::temp_dir())?;
     let ctx = Ctx {
         root: g.sysroot.clone(),
         nvml_lib: g.nvml_lib.clone(),
-        scratch: scratch.clone(),
+        scratch: scratch.path().to_path_buf(),
     };
     let json = args.json;
     let verbose = args.verbose;
@@ -110,7 +108,7 @@ pub fn run(args: TestArgs, g: &Globals) -> Result<i32> {
             write_err.get_or_insert(e);
         }
     });
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch);
     if let Some(e) = write_err {
         return Err(e);
     }

@@ -825,11 +825,22 @@ fn cache_config(cache: u32, op: u32, result: u32) -> u64 {
 
 /// The tracefs `events/` directory, mounting tracefs first when we may (root, real system).
 pub fn tracefs_events(root: &Sysroot) -> Result<PathBuf> {
+    let mut closed = None;
     for cand in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
         let p = root.path(cand).join("events");
-        if p.is_dir() {
-            return Ok(p);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                closed.get_or_insert(cand);
+            }
+            _ => {}
         }
+    }
+    if let Some(dir) = closed {
+        return Err(Error::Permission(format!(
+            "tracefs is mounted at {dir} but this user may not read it, so tracepoints cannot be \
+             found: open it with `sudo mount -o remount,mode=755 {dir}` or run as root"
+        )));
     }
     if root.is_host() && nix::unistd::geteuid().is_root() {
         let target = std::path::Path::new("/sys/kernel/tracing");

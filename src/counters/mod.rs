@@ -53,9 +53,17 @@ pub fn permission_fix(root: &Sysroot) -> String {
         ),
         None => "kernel.perf_event_paranoid is unreadable".to_string(),
     };
+    if has_perf_capability(root) {
+        return format!(
+            "the kernel refused it although ruperf holds CAP_PERFMON or CAP_SYS_ADMIN ({level}): \
+             a security policy (lockdown, an LSM) or a limit on this particular event forbids it, \
+             so neither the paranoid level nor a capability will help"
+        );
+    }
     format!(
-        "{level}; lower it (`sudo sysctl kernel.perf_event_paranoid=-1`) or grant CAP_PERFMON \
-         (`sudo setcap cap_perfmon+ep $(command -v ruperf)`)"
+        "{level}; lower it (`sudo sysctl kernel.perf_event_paranoid=-1`) or give a group-restricted \
+         copy of ruperf CAP_PERFMON (see Permissions in ruperf's README; its users can then profile \
+         every process)"
     )
 }
 

@@ -2,5 +2,6 @@
 //! launcher. These are the only modules allowed `unsafe`; every block has a `// SAFETY:` line.
 
 pub mod launcher;
+pub mod privilege;
 pub mod ring;
 pub mod sys;

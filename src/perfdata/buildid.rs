@@ -3,159 +3,94 @@
 //! Only the ELF header, the program (or section) headers and the note segments are read, a
 //! few kilobytes per DSO, so looking up the DSOs of a recording costs little.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
+
+use object::elf::{FileHeader32, FileHeader64, NT_GNU_BUILD_ID};
+use object::read::elf::{FileHeader, NoteIterator, ProgramHeader, SectionHeader};
+use object::{Endianness, FileKind, ReadCache, ReadRef};
 
 use crate::sysroot::Sysroot;
 
-const NT_GNU_BUILD_ID: u32 = 3;
-const PT_NOTE: u32 = 4;
-const SHT_NOTE: u32 = 7;
-/// Notes larger than this are not build-id notes worth reading.
+/// Notes larger than this are not build-id notes worth reading: a note segment or section
+/// claiming more is skipped before anything is read, so a crafted size cannot make ruperf
+/// allocate it.
 const MAX_NOTE: u64 = 1 << 16;
 
-/// Finds the GNU build id in a block of ELF notes (4-byte aligned entries).
-pub fn from_notes(notes: &[u8], big_endian: bool) -> Option<Vec<u8>> {
-    let rd = |b: &[u8]| -> Option<u32> {
-        let a: [u8; 4] = b.try_into().ok()?;
-        Some(if big_endian {
-            u32::from_be_bytes(a)
-        } else {
-            u32::from_le_bytes(a)
-        })
-    };
-    let mut pos = 0usize;
-    while pos + 12 <= notes.len() {
-        let namesz = rd(&notes[pos..pos + 4])? as usize;
-        let descsz = rd(&notes[pos + 4..pos + 8])? as usize;
-        let kind = rd(&notes[pos + 8..pos + 12])?;
-        let name_start = pos + 12;
-        let desc_start = name_start.checked_add(namesz.div_ceil(4) * 4)?;
-        let desc_end = desc_start.checked_add(descsz)?;
-        if desc_end > notes.len() {
-            return None;
+/// The GNU build id among the notes of one block (a PT_NOTE segment, an SHT_NOTE section, or
+/// /sys/kernel/notes). This is ruperf's one note parser: `object`'s note iterator, which
+/// checks every size against the block.
+fn build_id_in<Elf: FileHeader>(
+    mut notes: NoteIterator<'_, Elf>,
+    endian: Elf::Endian,
+) -> Option<Vec<u8>> {
+    while let Ok(Some(note)) = notes.next() {
+        if note.n_type(endian) == NT_GNU_BUILD_ID && note.name() == b"GNU" {
+            return Some(note.desc().to_vec());
         }
-        if kind == NT_GNU_BUILD_ID && &notes[name_start..name_start + namesz] == b"GNU\0" {
-            return Some(notes[desc_start..desc_end].to_vec());
-        }
-        pos = desc_start + descsz.div_ceil(4) * 4;
     }
     None
 }
 
-struct Elf {
-    file: File,
-    is64: bool,
-    be: bool,
+/// Finds the GNU build id in a block of native-endian, 4-byte aligned ELF notes (the layout
+/// of /sys/kernel/notes).
+pub fn from_notes(notes: &[u8]) -> Option<Vec<u8>> {
+    let endian = Endianness::default();
+    let it = NoteIterator::<FileHeader64<Endianness>>::new(endian, 4, notes).ok()?;
+    build_id_in(it, endian)
 }
 
-impl Elf {
-    fn bytes(&self, off: u64, len: usize) -> io::Result<Vec<u8>> {
-        let mut b = vec![0u8; len];
-        self.file.read_exact_at(&mut b, off)?;
-        Ok(b)
-    }
-
-    fn int(&self, b: &[u8], at: usize, width: usize) -> u64 {
-        let s = &b[at..at + width];
-        let mut v = 0u64;
-        if self.be {
-            for &x in s {
-                v = (v << 8) | x as u64;
-            }
-        } else {
-            for &x in s.iter().rev() {
-                v = (v << 8) | x as u64;
+/// The build id from the note segments, else from the note sections, of an ELF image.
+fn elf_notes_build_id<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
+    data: R,
+) -> Option<Vec<u8>> {
+    let header = Elf::parse(data).ok()?;
+    let endian = header.endian().ok()?;
+    for ph in header.program_headers(endian, data).ok()? {
+        if ph.p_filesz(endian).into() > MAX_NOTE {
+            continue;
+        }
+        if let Ok(Some(notes)) = ph.notes(endian, data) {
+            if let Some(id) = build_id_in(notes, endian) {
+                return Some(id);
             }
         }
-        v
     }
-
-    fn word(&self, b: &[u8], at32: usize, at64: usize) -> u64 {
-        if self.is64 {
-            self.int(b, at64, 8)
-        } else {
-            self.int(b, at32, 4)
+    // e_shnum 0 means the count lives in section 0 (more than 65,535 sections): not read,
+    // so the section table read stays bounded by 65,535 entries.
+    if header.e_shnum(endian) == 0 {
+        return None;
+    }
+    for sh in header.section_headers(endian, data).ok()? {
+        if sh.sh_size(endian).into() > MAX_NOTE {
+            continue;
         }
-    }
-
-    /// Note blocks (offset, size) from the program headers, else from the section headers.
-    fn note_blocks(&self, ehdr: &[u8]) -> io::Result<Vec<(u64, u64)>> {
-        let mut out = Vec::new();
-        let phoff = self.word(ehdr, 28, 32);
-        let phentsize = self.int(ehdr, if self.is64 { 54 } else { 42 }, 2) as usize;
-        let phnum = self.int(ehdr, if self.is64 { 56 } else { 44 }, 2) as usize;
-        if phoff != 0 && phentsize >= 32 && phnum > 0 && phnum < 4096 {
-            let ph = self.bytes(phoff, phentsize * phnum)?;
-            for i in 0..phnum {
-                let e = &ph[i * phentsize..(i + 1) * phentsize];
-                if self.int(e, 0, 4) as u32 == PT_NOTE {
-                    let (off, size) = if self.is64 {
-                        (self.int(e, 8, 8), self.int(e, 32, 8))
-                    } else {
-                        (self.int(e, 4, 4), self.int(e, 16, 4))
-                    };
-                    out.push((off, size));
-                }
+        if let Ok(Some(notes)) = sh.notes(endian, data) {
+            if let Some(id) = build_id_in(notes, endian) {
+                return Some(id);
             }
         }
-        if out.is_empty() {
-            let shoff = self.word(ehdr, 32, 40);
-            let shentsize = self.int(ehdr, if self.is64 { 58 } else { 46 }, 2) as usize;
-            let shnum = self.int(ehdr, if self.is64 { 60 } else { 48 }, 2) as usize;
-            if shoff != 0 && shentsize >= 40 && shnum > 0 && shnum < 65536 {
-                let sh = self.bytes(shoff, shentsize * shnum)?;
-                for i in 0..shnum {
-                    let e = &sh[i * shentsize..(i + 1) * shentsize];
-                    if self.int(e, 4, 4) as u32 == SHT_NOTE {
-                        let (off, size) = if self.is64 {
-                            (self.int(e, 24, 8), self.int(e, 32, 8))
-                        } else {
-                            (self.int(e, 16, 4), self.int(e, 20, 4))
-                        };
-                        out.push((off, size));
-                    }
-                }
-            }
-        }
-        Ok(out)
     }
+    None
 }
 
 /// Reads the GNU build id of an ELF file; Ok(None) when it is not ELF or has no build id.
+/// Only the headers and the (bounded) note blocks are read. The file is opened as a regular
+/// file only (never a FIFO or a device, never blocking).
 pub fn elf_build_id(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let file = File::open(path)?;
-    let mut ident = [0u8; 64];
-    let n = file.read_at(&mut ident, 0)?;
-    if n < 52 || &ident[0..4] != b"\x7fELF" {
-        return Ok(None);
-    }
-    let elf = Elf {
-        file,
-        is64: ident[4] == 2,
-        be: ident[5] == 2,
-    };
-    if elf.is64 && n < 64 {
-        return Ok(None);
-    }
-    for (off, size) in elf.note_blocks(&ident[..n])? {
-        if size == 0 || size > MAX_NOTE {
-            continue;
-        }
-        let notes = elf.bytes(off, size as usize)?;
-        if let Some(id) = from_notes(&notes, elf.be) {
-            return Ok(Some(id));
-        }
-    }
-    Ok(None)
+    let file = crate::sysroot::open_regular(path)?;
+    let cache = ReadCache::new(file);
+    Ok(match FileKind::parse(&cache) {
+        Ok(FileKind::Elf32) => elf_notes_build_id::<FileHeader32<Endianness>, _>(&cache),
+        Ok(FileKind::Elf64) => elf_notes_build_id::<FileHeader64<Endianness>, _>(&cache),
+        _ => None,
+    })
 }
 
 /// The running kernel's build id, from /sys/kernel/notes.
 pub fn kernel_build_id(root: &Sysroot) -> Option<Vec<u8>> {
     let notes = std::fs::read(root.path("/sys/kernel/notes")).ok()?;
-    from_notes(&notes, cfg!(target_endian = "big"))
+    from_notes(&notes)
 }
 
 #[cfg(test)]
@@ -179,9 +114,74 @@ mod tests {
         let mut notes = note(b"Xen\0", 6, &[1, 2, 3]);
         notes.extend(note(b"GNU\0", 1, &[0; 16])); // ABI tag, not a build id
         notes.extend(note(b"GNU\0", 3, &[0xab; 20]));
-        assert_eq!(from_notes(&notes, false), Some(vec![0xab; 20]));
-        assert_eq!(from_notes(&notes[..20], false), None);
-        assert_eq!(from_notes(&[], false), None);
+        assert_eq!(from_notes(&notes), Some(vec![0xab; 20]));
+        assert_eq!(from_notes(&notes[..20]), None);
+        assert_eq!(from_notes(&[]), None);
+    }
+
+    /// A little-endian ELF64 header with `phnum` program headers of `phentsize` bytes at 64.
+    fn elf64(phentsize: u16, phnum: u16) -> Vec<u8> {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2; // 64-bit
+        h[5] = 1; // little-endian
+        h[6] = 1; // version
+        h[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        h[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86-64
+        h[20..24].copy_from_slice(&1u32.to_le_bytes());
+        h[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        h[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+        h[54..56].copy_from_slice(&phentsize.to_le_bytes());
+        h[56..58].copy_from_slice(&phnum.to_le_bytes());
+        h
+    }
+
+    fn pt_note(offset: u64, size: u64) -> Vec<u8> {
+        let mut p = vec![0u8; 56];
+        p[..4].copy_from_slice(&4u32.to_le_bytes()); // PT_NOTE
+        p[8..16].copy_from_slice(&offset.to_le_bytes());
+        p[32..40].copy_from_slice(&size.to_le_bytes()); // p_filesz
+        p[40..48].copy_from_slice(&size.to_le_bytes());
+        p[48..56].copy_from_slice(&4u64.to_le_bytes()); // p_align
+        p
+    }
+
+    fn build_id_of(bytes: &[u8]) -> Option<Vec<u8>> {
+        let path = std::env::temp_dir().join(format!(
+            "ruperf-elf-{}-{:x}",
+            std::process::id(),
+            bytes
+                .iter()
+                .fold(0u64, |h, &b| h.wrapping_mul(31).wrapping_add(b as u64))
+        ));
+        std::fs::write(&path, bytes).unwrap();
+        let id = elf_build_id(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        id
+    }
+
+    #[test]
+    fn crafted_program_headers_never_panic_or_allocate_their_claims() {
+        let good_note = note(b"GNU\0", 3, &[0x5a; 20]);
+        let mut ok = elf64(56, 1);
+        ok.extend(pt_note(120, good_note.len() as u64));
+        ok.extend(&good_note);
+        assert_eq!(build_id_of(&ok), Some(vec![0x5a; 20]));
+        // Program headers shorter than the format's (the old parser indexed past them).
+        for phentsize in [32u16, 39, 40] {
+            let mut short = elf64(phentsize, 3);
+            short.extend(vec![4u8; 60]);
+            assert_eq!(build_id_of(&short), None, "phentsize {phentsize}");
+        }
+        // A note segment claiming 1 TiB, and one past the end of the file.
+        let mut huge = elf64(56, 2);
+        huge.extend(pt_note(176, 1 << 40));
+        huge.extend(pt_note(1 << 20, 64));
+        assert_eq!(build_id_of(&huge), None);
+        // A note whose sizes overrun its block.
+        let mut bad = note(b"GNU\0", 3, &[1; 20]);
+        bad[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(from_notes(&bad), None);
     }
 
     #[test]

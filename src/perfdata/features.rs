@@ -34,9 +34,14 @@ pub fn string(s: &str) -> Vec<u8> {
 }
 
 fn push_string(out: &mut Vec<u8>, s: &str) {
+    push_bytes(out, s.as_bytes());
+}
+
+/// A perf string of raw bytes: perf stores arguments as the kernel gave them, UTF-8 or not.
+fn push_bytes(out: &mut Vec<u8>, s: &[u8]) {
     let padded = (s.len() + 1).div_ceil(NAME_ALIGN) * NAME_ALIGN;
     out.extend_from_slice(&(padded as u32).to_ne_bytes());
-    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(s);
     out.resize(out.len() + padded - s.len(), 0);
 }
 
@@ -48,10 +53,10 @@ pub fn nrcpus(available: u32, online: u32) -> Vec<u8> {
 }
 
 /// HEADER_CMDLINE: a count then that many strings.
-pub fn cmdline(args: &[String]) -> Vec<u8> {
+pub fn cmdline(args: &[std::ffi::OsString]) -> Vec<u8> {
     let mut out = (args.len() as u32).to_ne_bytes().to_vec();
     for a in args {
-        push_string(&mut out, a);
+        push_bytes(&mut out, a.as_encoded_bytes());
     }
     out
 }

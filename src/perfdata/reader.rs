@@ -2,11 +2,22 @@
 //!
 //! Record decoding is done by the `linux-perf-data` crate. Before it sees a byte, [`Recording::open`]
 //! checks the file's layout against its real size, so that no length field read from the file can
-//! make the reader allocate more than the file holds, loop forever or panic:
+//! make the reader allocate more than the file holds, loop forever or panic.
+//!
+//! **The bounded-resource rule** (for every change to this module): a length, count or offset
+//! read from the file is checked against the bytes that really remain, and against a cap for
+//! its kind, before anything is allocated, looped over or handed to the crate. Memory is then
+//! bounded by a small multiple of the file's size, and time by its number of records.
 //!
 //! - the 104-byte header, the attribute section and every feature section must lie inside the file;
+//! - each feature section has a size cap for its kind (`feature_cap`) and may not overlap the
+//!   header, the attributes, the data, the feature table or another section, so that all of them
+//!   together hold at most the file's size (a table pointing every entry at the whole file is
+//!   read once, not nine times);
 //! - the data section is walked record by record (8-byte headers only); a record that is shorter
 //!   than its own header or runs past the end stops the walk, and the records before it are read;
+//!   so does an MMAP2 record whose build id claims more than 20 bytes (the kernel's maximum,
+//!   which the crate asserts);
 //! - a data size of 0, or one larger than the file, means `perf record` was killed before it could
 //!   finish the header: the records up to the last complete one are read, with a warning;
 //! - the only feature section handed to the crate is EVENT_DESC, after its counts were checked
@@ -44,11 +55,15 @@ mod feat {
     pub const CPUDESC: usize = 8;
     pub const CMDLINE: usize = 11;
     pub const EVENT_DESC: usize = 12;
+    pub const RUPERF_ENERGY: usize = crate::perfdata::energy::FEATURE as usize;
 }
 /// Record types this module looks at directly.
 const RECORD_SAMPLE: u32 = 9;
 const RECORD_LOST_SAMPLES: u32 = 13;
 const RECORD_AUXTRACE: u32 = 71;
+const RECORD_MMAP2: u32 = 10;
+/// `PERF_RECORD_MISC_MMAP_BUILD_ID`: an MMAP2 record carries a build id, not an inode.
+const MISC_MMAP_BUILD_ID: u16 = 1 << 14;
 /// `PERF_RECORD_MISC_BUILD_ID_SIZE` in a build-id record's misc field.
 const MISC_BUILD_ID_SIZE: u16 = 1 << 15;
 /// The smallest perf_event_attr (PERF_ATTR_SIZE_VER0) and a generous upper bound.
@@ -113,6 +128,8 @@ pub struct Meta {
     pub cmdline: Vec<String>,
     /// Build ids of the DSOs that got samples.
     pub build_ids: Vec<BuildIdEntry>,
+    /// ruperf's energy readings (feature section [`crate::perfdata::energy::FEATURE`]), raw.
+    pub energy: Option<Vec<u8>>,
     /// Size of the data section that will be read.
     pub data_size: u64,
     /// True when the file was cut short (killed recorder, truncated copy, corruption).
@@ -415,6 +432,16 @@ fn walk_records<R: Read + Seek>(
         if total > end - pos {
             return Ok((pos, count, Stop::Cut));
         }
+        let misc = rd_u16(&hdr[4..], big);
+        if ty == RECORD_MMAP2 && misc & MISC_MMAP_BUILD_ID != 0 {
+            // linux-perf-data asserts that an MMAP2 build id holds at most 20 bytes (the
+            // kernel's BUILD_ID_SIZE_MAX): a larger size is corrupt and must not reach it.
+            let mut body = [0u8; 33];
+            if size < 8 + 33 || reader.read_exact(&mut body).is_err() || body[32] > 20 {
+                return Ok((pos, count, Stop::Corrupt));
+            }
+            consumed += 33;
+        }
         let skip = total - consumed;
         if skip > 0 {
             reader.seek_relative(skip as i64)?;
@@ -479,6 +506,25 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// The most bytes feature section `bit` may hold; a section claiming more is ignored. Strings
+/// get 64 KiB, the command line 4 MiB (Linux's argument limit is 2 MiB), build ids and event
+/// descriptions 64 MiB (a million DSOs or events).
+fn feature_cap(bit: usize) -> u64 {
+    match bit {
+        feat::NRCPUS => 64,
+        feat::HOSTNAME | feat::OSRELEASE | feat::VERSION | feat::ARCH | feat::CPUDESC => 64 << 10,
+        feat::CMDLINE => 4 << 20,
+        // A day of readings every 10 ms for a few domains.
+        feat::RUPERF_ENERGY => 1 << 30,
+        _ => 64 << 20,
+    }
+}
+
+/// True when the byte ranges (offset, size) share a byte.
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.1 > 0 && b.1 > 0 && a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
 }
 
 /// Decodes the BUILD_ID feature section (a run of `perf_record_header_build_id`).
@@ -595,29 +641,56 @@ impl Seek for View {
     }
 }
 
+/// Opens the recording `path` names: a regular file only (a FIFO, device or directory is
+/// refused without blocking), with an error that says what the path is instead.
+fn open_input(path: &Path) -> Result<File> {
+    if path == Path::new("-") {
+        return Err(Error::Usage(
+            "-i -: pipe input is not supported yet (record to a file with -o FILE and report that)"
+                .into(),
+        ));
+    }
+    match crate::sysroot::open_regular(path) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoInput {
+            path: path.to_path_buf(),
+            reason: "no such file (record one with `ruperf record`, or name another with -i)"
+                .into(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(Error::Permission(format!(
+            "cannot read {}: permission denied (check its owner and mode: recordings are \
+             created 0600, readable by their owner only)",
+            path.display()
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            use std::os::unix::fs::FileTypeExt;
+            let what = match std::fs::metadata(path).map(|m| m.file_type()) {
+                Ok(t) if t.is_dir() => "a directory",
+                Ok(t) if t.is_char_device() => "a character device",
+                Ok(t) if t.is_block_device() => "a block device",
+                Ok(t) if t.is_fifo() => "a FIFO (pipe input is not supported yet)",
+                Ok(t) if t.is_socket() => "a socket",
+                _ => "something other than a regular file",
+            };
+            Err(data_error(
+                path,
+                format!("is {what}, not a perf.data file (name a recording with -i)"),
+            ))
+        }
+        Err(e) => Err(Error::io(format!("cannot open {}", path.display()), e)),
+    }
+}
+
 impl Recording {
     /// Opens and checks `path`. A missing file is [`Error::NoInput`]; a file that is not a
     /// perf.data, or whose header or attributes are unusable, is [`Error::Data`]. Damage the
     /// reader can work around (a cut data section, bad feature sections) becomes a warning.
     pub fn open(path: &Path) -> Result<Recording> {
-        let mut file =
-            match File::open(path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NoInput {
-                    path: path.to_path_buf(),
-                    reason:
-                        "no such file (record one with `ruperf record`, or name another with -i)"
-                            .into(),
-                }),
-                Err(e) => return Err(Error::io(format!("cannot open {}", path.display()), e)),
-            };
+        let mut file = open_input(path)?;
         let file_len = file
             .metadata()
             .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
             .len();
-        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-            return Err(data_error(path, "is a directory, not a perf.data file"));
-        }
         let mut head = vec![0u8; HEADER_SIZE.min(file_len) as usize];
         file.read_exact(&mut head)
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
@@ -719,6 +792,14 @@ impl Recording {
                     .and_then(|_| file.read_exact(&mut table))
                     .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
                 let bits = (0..FEATURE_BITS).filter(|b| h.features[b / 64] >> (b % 64) & 1 == 1);
+                // Byte ranges already spoken for: a feature section may not reuse them, so
+                // the sections together never hold more than the file's size.
+                let mut taken: Vec<(u64, u64)> = vec![
+                    (0, HEADER_SIZE),
+                    h.attrs,
+                    (data_off, declared),
+                    (table_at, table_len),
+                ];
                 for (i, bit) in bits.enumerate() {
                     let sec = (
                         rd_u64(&table[i * 16..], big),
@@ -735,17 +816,39 @@ impl Recording {
                             | feat::CPUDESC
                             | feat::CMDLINE
                             | feat::EVENT_DESC
+                            | feat::RUPERF_ENERGY
                     );
                     if !wanted {
                         continue;
                     }
-                    if !within(sec, file_len) || sec.1 > 1 << 30 {
+                    if !within(sec, file_len) {
                         warnings.push(format!(
                             "{}: feature section {bit} lies outside the file; ignoring it",
                             path.display()
                         ));
                         continue;
                     }
+                    if sec.1 > feature_cap(bit) {
+                        warnings.push(format!(
+                            "{}: feature section {bit} claims {} bytes, more than such a section \
+                             ever holds ({}); ignoring it",
+                            path.display(),
+                            sec.1,
+                            feature_cap(bit)
+                        ));
+                        continue;
+                    }
+                    if let Some(other) = taken.iter().find(|t| overlaps(**t, sec)) {
+                        warnings.push(format!(
+                            "{}: feature section {bit} overlaps bytes {}..{} that another part \
+                             of the file already holds; ignoring it",
+                            path.display(),
+                            other.0,
+                            other.0 + other.1
+                        ));
+                        continue;
+                    }
+                    taken.push(sec);
                     let mut b = vec![0u8; sec.1 as usize];
                     file.seek(SeekFrom::Start(sec.0))
                         .and_then(|_| file.read_exact(&mut b))
@@ -890,6 +993,7 @@ impl Recording {
             build_ids: section(feat::BUILD_ID)
                 .map(|b| parse_build_ids(b, big))
                 .unwrap_or_default(),
+            energy: section(feat::RUPERF_ENERGY).map(<[u8]>::to_vec),
             data_size: data_end - data_off,
             truncated,
         };
@@ -1301,8 +1405,21 @@ pub(crate) mod fixture {
 
     /// A whole perf.data file with `n` samples; `data_size` overrides the header's data size.
     pub fn file(big: bool, n: u64, data_size: Option<u64>) -> Vec<u8> {
+        file_from(big, &data(big, n), data_size)
+    }
+
+    /// An MMAP2 record carrying a build id whose size byte says `id_size`.
+    pub fn mmap2_build_id(big: bool, id_size: u8) -> Vec<u8> {
+        let mut m = W::new(big);
+        m.u32(42).u32(42).u64(0x500000).u64(0x1000).u64(0);
+        m.bytes(&[id_size, 0, 0, 0]).bytes(&[0xab; 20]);
+        m.u32(5).u32(2).cstr8("/nonexistent/lib.so");
+        record(big, 10, 2 | (1 << 14), &m.b)
+    }
+
+    /// A whole perf.data file around the data section `data`.
+    pub fn file_from(big: bool, data: &[u8], data_size: Option<u64>) -> Vec<u8> {
         let attr = attr(big);
-        let data = data(big, n);
         let attrs_at = 104u64;
         let data_at = attrs_at + 144;
         let data_end = data_at + data.len() as u64;
@@ -1323,7 +1440,7 @@ pub(crate) mod fixture {
         w.u64(0).u64(0);
         w.u64((1 << 3) | (1 << 12)).u64(0).u64(0).u64(0);
         w.bytes(&attr).u64(0).u64(0);
-        w.bytes(&data);
+        w.bytes(data);
         w.u64(host_at).u64(host.b.len() as u64);
         w.u64(desc_at).u64(desc.b.len() as u64);
         w.bytes(&host.b).bytes(&desc.b);
@@ -1441,6 +1558,65 @@ mod tests {
     fn survives(name: &str, bytes: &[u8]) -> Option<Seen> {
         let p = scratch(name, bytes);
         read_all(&p).ok().map(|r| r.0)
+    }
+
+    #[test]
+    fn an_mmap2_build_id_longer_than_20_bytes_is_a_corrupt_record_not_an_abort() {
+        let mut data = fixture::data(false, 3);
+        data.extend(fixture::mmap2_build_id(false, 20));
+        let (seen, warnings, _) = read_all(&scratch(
+            "mmap2-20",
+            &fixture::file_from(false, &data, None),
+        ))
+        .unwrap();
+        assert_eq!(seen.mmaps, 2, "a 20-byte build id is valid");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let mut data = fixture::data(false, 3);
+        data.extend(fixture::mmap2_build_id(false, 21));
+        data.extend(fixture::data(false, 2));
+        let (seen, warnings, meta) = read_all(&scratch(
+            "mmap2-21",
+            &fixture::file_from(false, &data, None),
+        ))
+        .unwrap();
+        assert_eq!(seen.samples, 3, "the records before the bad one are read");
+        assert!(meta.truncated);
+        assert!(warnings[0].contains("corrupted record"), "{warnings:?}");
+    }
+
+    #[test]
+    fn feature_sections_pointing_at_the_whole_file_are_ignored() {
+        let mut f = fixture::file(false, 4, None);
+        let len = f.len() as u64;
+        // The table's two entries (HOSTNAME, EVENT_DESC) sit 32 bytes before their contents.
+        let host_len = 4 + 8;
+        let desc_len = 4 + 4 + 128 + 4 + 4 + 16 + 8;
+        let table_at = f.len() - desc_len - host_len - 32;
+        for entry in 0..2 {
+            let at = table_at + entry * 16;
+            f[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+            f[at + 8..at + 16].copy_from_slice(&len.to_le_bytes());
+        }
+        let (seen, warnings, meta) = read_all(&scratch("whole-file-features", &f)).unwrap();
+        assert_eq!(seen.samples, 4, "the data is still read");
+        assert_eq!(meta.hostname, None);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings
+            .iter()
+            .all(|w| w.contains("overlaps") || w.contains("claims")));
+        // Two sections sharing bytes: the first is kept, the second ignored.
+        let mut g = fixture::file(false, 4, None);
+        let host_at = (table_at + 32) as u64;
+        g[table_at + 16..table_at + 24].copy_from_slice(&host_at.to_le_bytes());
+        g[table_at + 24..table_at + 32].copy_from_slice(&(host_len as u64).to_le_bytes());
+        let (_, warnings, meta) = read_all(&scratch("shared-features", &g)).unwrap();
+        assert_eq!(meta.hostname.as_deref(), Some("testhost"));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("feature section 12 overlaps")),
+            "{warnings:?}"
+        );
     }
 
     #[test]

@@ -153,10 +153,7 @@ impl ElfSymbols {
 
 /// Reads an ELF file's build id (hex) and symbols. `None` when it is not a readable ELF.
 pub fn load_elf(path: &Path) -> Option<(Option<String>, ElfSymbols)> {
-    let file = File::open(path).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
+    let file = crate::sysroot::open_regular(path).ok()?;
     let cache = object::ReadCache::new(file);
     let obj = object::File::parse(&cache).ok()?;
     let build_id = obj.build_id().ok().flatten().map(hex);
@@ -434,7 +431,7 @@ impl Symbolizer {
 
 /// Reads a file of at most 256 MiB.
 fn read_limited(p: &Path) -> Option<Vec<u8>> {
-    let f = File::open(p).ok()?;
+    let f = crate::sysroot::open_regular(p).ok()?;
     let mut v = Vec::new();
     f.take(256 << 20).read_to_end(&mut v).ok()?;
     Some(v)
@@ -442,22 +439,7 @@ fn read_limited(p: &Path) -> Option<Vec<u8>> {
 
 /// The GNU build id in a run of ELF notes (as in /sys/kernel/notes), as hex.
 pub fn gnu_build_id_note(b: &[u8]) -> Option<String> {
-    let mut pos = 0usize;
-    while b.len().saturating_sub(pos) >= 12 {
-        let rd = |at: usize| u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
-        let (namesz, descsz, ty) = (rd(pos), rd(pos + 4), rd(pos + 8));
-        let name_at = pos + 12;
-        let desc_at = name_at.checked_add(namesz.checked_add(3)? & !3)?;
-        let end = desc_at.checked_add(descsz.checked_add(3)? & !3)?;
-        if desc_at.checked_add(descsz)? > b.len() {
-            return None;
-        }
-        if ty == 3 && b.get(name_at..name_at + namesz)?.starts_with(b"GNU") {
-            return Some(hex(&b[desc_at..desc_at + descsz]));
-        }
-        pos = end;
-    }
-    None
+    crate::perfdata::buildid::from_notes(b).map(|id| hex(&id))
 }
 
 #[cfg(test)]

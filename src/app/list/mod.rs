@@ -122,6 +122,9 @@ pub struct Note {
     pub class: ListClass,
     /// Why, and how to fix it.
     pub text: String,
+    /// True when the class is there but this user may not read it (exit 77, not 69).
+    #[serde(skip)]
+    pub denied: bool,
 }
 
 /// What the listing found, plus notes on what could not be looked at.
@@ -212,6 +215,7 @@ pub fn discover(root: &Sysroot, classes: &[ListClass]) -> Listing {
             Err(e) => l.notes.push(Note {
                 class: ListClass::Tracepoint,
                 text: e.to_string(),
+                denied: matches!(e, crate::error::Error::Permission(_)),
             }),
         }
     }
@@ -238,7 +242,7 @@ pub fn discover_energy(
         for kind in RaplSource::ORDER {
             match rapl::open(root, Some(kind)) {
                 Ok(o) => {
-                    for d in o.source.domains() {
+                    for d in &crate::energy::selectable_domains(o.source.domains()) {
                         add(d, ListClass::Rapl, format!("read through {}", kind.name()));
                     }
                 }
@@ -249,6 +253,7 @@ pub fn discover_energy(
             l.notes.push(Note {
                 class: ListClass::Rapl,
                 text: format!("rapl: {}", missing.join("; ")),
+                denied: false,
             });
         }
     }
@@ -262,6 +267,7 @@ pub fn discover_energy(
             Err(why) => l.notes.push(Note {
                 class: ListClass::Nvml,
                 text: why,
+                denied: false,
             }),
         }
     }

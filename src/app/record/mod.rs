@@ -6,6 +6,8 @@
 //! not decoded on the way, except for the few fields needed for the summary (sample and lost
 //! counts) and for the BUILD_ID feature (which DSOs samples landed in).
 
+pub mod energy;
+
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
@@ -70,7 +72,11 @@ pub struct RecordConfig {
     /// Output file.
     pub output: PathBuf,
     /// ruperf's own command line, stored in the file.
-    pub cmdline: Vec<String>,
+    pub cmdline: Vec<OsString>,
+    /// Energy to read beside the samples (`--energy`), for `report --energy`.
+    pub energy: Option<energy::EnergyPlan>,
+    /// The NVML library to load for GPU energy (None: the system's).
+    pub nvml_lib: Option<PathBuf>,
 }
 
 /// Counters shown while recording and in the summary.
@@ -181,6 +187,11 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
         a.set_task(tracking);
         a.set_watermark(1);
         a.__bindgen_anon_2.wakeup_watermark = (data_bytes / 4).max(1) as u32;
+        if cfg.energy.is_some() {
+            // Sample times on the energy readings' clock.
+            a.set_use_clockid(1);
+            a.clockid = libc::CLOCK_MONOTONIC;
+        }
     }
 }
 
@@ -230,8 +241,10 @@ fn is_not_supported(e: &OpenError) -> bool {
 }
 
 /// Moves an existing non-empty output aside to `NAME.old` and creates the new file.
+/// The new file is private (0600, as perf creates it: a recording holds addresses and maps),
+/// and a symbolic link at `path` is refused, never followed (nor moved aside).
 fn create_output(path: &Path) -> Result<File> {
-    if let Ok(meta) = std::fs::metadata(path) {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.is_file() && meta.len() > 0 {
             let mut old = path.as_os_str().to_owned();
             old.push(".old");
@@ -241,7 +254,7 @@ fn create_output(path: &Path) -> Result<File> {
             })?;
         }
     }
-    File::create(path).map_err(|source| Error::CantCreate {
+    crate::sysroot::create_output(path, 0o600).map_err(|source| Error::CantCreate {
         path: path.to_path_buf(),
         source,
     })
@@ -680,6 +693,11 @@ pub fn run(
         s.buf = buf;
     }
 
+    let tracker = cfg
+        .energy
+        .as_ref()
+        .map(|plan| energy::EnergyTracker::start(plan, root, cfg.nvml_lib.as_deref()))
+        .transpose()?;
     // Go.
     if cfg.target != Target::Command {
         s.sampler
@@ -786,6 +804,7 @@ pub fn run(
     }
     s.sampler.disable();
     s.pass()?;
+    let energy_trace = tracker.map(energy::EnergyTracker::finish).transpose()?;
     // A command still running after Ctrl-C (it ignored the signal) is asked to stop.
     if let Some(c) = child.as_mut() {
         if exit.is_none() {
@@ -794,7 +813,10 @@ pub fn run(
         }
     }
 
-    let features = feature_sections(cfg, root, &s, kernel_text.is_some());
+    let mut features = feature_sections(cfg, root, &s, kernel_text.is_some());
+    if let Some(t) = &energy_trace {
+        features.push((crate::perfdata::energy::FEATURE, t.encode()));
+    }
     let writer = s.writer.take().expect("writer open");
     let bytes = match writer.finish(&features) {
         Ok(b) => b,

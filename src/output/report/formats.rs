@@ -47,14 +47,22 @@ pub fn folded_lines(r: &Resolved, cfg: &Config) -> Vec<String> {
                 line.push_str("_[k]");
             }
         }
-        *acc.entry(line).or_default() += st.samples;
+        // With --energy a stack weighs its attributed microjoules instead of its samples.
+        *acc.entry(line).or_default() += if cfg.energy {
+            st.period / 1000
+        } else {
+            st.samples
+        };
     }
-    acc.into_iter().map(|(k, v)| format!("{k} {v}")).collect()
+    acc.into_iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect()
 }
 
 /// Writes a flame graph SVG of the folded stacks to `path`.
 pub fn flamegraph(lines: &[String], title: &str, path: &Path) -> Result<()> {
-    let file = std::fs::File::create(path).map_err(|source| Error::CantCreate {
+    let file = crate::sysroot::create_output(path, 0o666).map_err(|source| Error::CantCreate {
         path: path.to_path_buf(),
         source,
     })?;

@@ -59,6 +59,18 @@ pub fn energy_object(interval: Option<f64>, e: &EnergyLine) -> Value {
     if let Some(t) = interval {
         o.insert("interval".into(), json!(t));
     }
+    if !e.counted {
+        o.insert("counter-value".into(), json!("<not counted>"));
+        o.insert("unit".into(), json!("Joules"));
+        o.insert("event".into(), json!(e.name));
+        o.insert("event-runtime".into(), json!(0));
+        o.insert("pcnt-running".into(), json!(0.0));
+        o.insert("metric-value".into(), json!(0.0));
+        o.insert("metric-unit".into(), json!(""));
+        o.insert("energy-source".into(), json!(e.source));
+        o.insert("estimate".into(), json!(e.estimate));
+        return Value::Object(o);
+    }
     o.insert("counter-value".into(), json!(format!("{:.6}", e.joules)));
     o.insert("unit".into(), json!("Joules"));
     o.insert("event".into(), json!(e.name));
@@ -74,6 +86,9 @@ pub fn energy_object(interval: Option<f64>, e: &EnergyLine) -> Value {
     o.insert("metric-unit".into(), json!("W"));
     o.insert("energy-source".into(), json!(e.source));
     o.insert("estimate".into(), json!(e.estimate));
+    if e.partial {
+        o.insert("partial".into(), json!(true));
+    }
     Value::Object(o)
 }
 
