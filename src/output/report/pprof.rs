@@ -242,11 +242,15 @@ pub fn frame_lines(r: &Resolved, frame: u32) -> Vec<FrameLine> {
     }]
 }
 
+/// The sample type of `report --energy`'s weights.
+const ENERGY: &str = "energy";
+
 /// The weight unit of an event: clock events count nanoseconds.
 fn weight_unit(event: &str) -> &'static str {
     let base = event.split(':').next().unwrap_or(event);
     match base {
         "cpu-clock" | "task-clock" => "nanoseconds",
+        ENERGY => "nanojoules",
         _ => "count",
     }
 }
@@ -264,7 +268,12 @@ fn event_base(event: &str) -> &str {
 pub fn build(r: &Resolved, cfg: &Config) -> proto::Profile {
     let mut s = Strings::new();
     let mut p = proto::Profile::default();
-    let events: Vec<&str> = r.meta.events.iter().map(|e| event_base(&e.name)).collect();
+    // With --energy the first event's samples carry nanojoules (an estimate), the others none.
+    let events: Vec<&str> = if r.energy.is_some() {
+        vec![ENERGY]
+    } else {
+        r.meta.events.iter().map(|e| event_base(&e.name)).collect()
+    };
     let single = events.len() == 1;
     for ev in &events {
         let count = if single {
@@ -287,9 +296,13 @@ pub fn build(r: &Resolved, cfg: &Config) -> proto::Profile {
             r#type: s.id(first),
             unit: s.id(weight_unit(first)),
         });
-        p.period = sample_period(info);
+        p.period = if r.energy.is_some() {
+            0
+        } else {
+            sample_period(info)
+        };
     }
-    let used = add_samples(r, cfg, &mut s, &mut p);
+    let used = add_samples(r, cfg, events.len(), &mut s, &mut p);
     add_locations(r, &used, &mut s, &mut p);
     let comment = format!(
         "ruperf report {} ({})",
@@ -297,13 +310,23 @@ pub fn build(r: &Resolved, cfg: &Config) -> proto::Profile {
         env!("CARGO_PKG_VERSION")
     );
     p.comment.push(s.id(&comment));
+    if r.energy.is_some() {
+        let note = "energy: each interval's measured joules split among its samples (an estimate; see README)";
+        p.comment.push(s.id(note));
+    }
     p.string_table = s.table;
     p
 }
 
 /// Adds one sample per stack that passes the filters; returns which frames they use.
-fn add_samples(r: &Resolved, cfg: &Config, s: &mut Strings, p: &mut proto::Profile) -> Vec<bool> {
-    let nvalues = 2 * r.meta.events.len();
+fn add_samples(
+    r: &Resolved,
+    cfg: &Config,
+    events: usize,
+    s: &mut Strings,
+    p: &mut proto::Profile,
+) -> Vec<bool> {
+    let nvalues = 2 * events;
     let mut used = vec![false; r.profile.frames.len()];
     let mut frames = Vec::new();
     let (comm_key, pid_key) = (s.id("comm"), s.id("pid"));
@@ -612,6 +635,7 @@ mod tests {
             frame_sym: vec![0, 1, 2],
             stats: ReadStats::default(),
             warnings: vec![],
+            energy: None,
         }
     }
 
@@ -633,6 +657,7 @@ mod tests {
             flamegraph: None,
             sysroot: crate::sysroot::Sysroot::default(),
             progress: false,
+            energy: false,
         }
     }
 
@@ -698,6 +723,26 @@ mod tests {
         assert_eq!(only.sample.len(), 1);
         assert_eq!(only.sample[0].value, vec![30, 30_000_000]);
         assert!(only.location.iter().all(|l| l.address != 0x9000));
+    }
+
+    #[test]
+    fn energy_weights_are_nanojoules_of_the_first_event() {
+        let mut r = resolved();
+        // --energy: periods are nanojoules; here 3 J and 1 J.
+        r.profile.stacks[0].period = 3_000_000_000;
+        r.profile.stacks[1].period = 1_000_000_000;
+        r.energy = Some(Default::default());
+        let p = build(&r, &config(None));
+        let st = |i: i64| p.string_table[i as usize].as_str();
+        let types: Vec<(&str, &str)> = p
+            .sample_type
+            .iter()
+            .map(|t| (st(t.r#type), st(t.unit)))
+            .collect();
+        assert_eq!(types, vec![("samples", "count"), ("energy", "nanojoules")]);
+        assert_eq!(p.sample[0].value, vec![30, 3_000_000_000]);
+        assert_eq!(p.period, 0);
+        assert!(p.comment.iter().any(|&c| st(c).contains("an estimate")));
     }
 
     #[test]

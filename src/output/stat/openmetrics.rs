@@ -7,7 +7,8 @@
 //! - `ruperf_events_total{event, [cpu,] target}`: counts of counting events;
 //! - `ruperf_clock_seconds_total{event, [cpu,] target}`: the clock events (task-clock,
 //!   cpu-clock) in seconds;
-//! - `ruperf_energy_joules_total{domain, package|gpu, source, target}`: energy per domain;
+//! - `ruperf_energy_joules_total{domain, package|gpu, [die,] source, target}`: energy per
+//!   domain;
 //! - `ruperf_info{version}`: 1.
 //!
 //! Events that were not counted have no series (never a 0).
@@ -119,20 +120,24 @@ impl Metrics {
             }
         }
         for row in energy.map(|e| e.rows.as_slice()).unwrap_or_default() {
-            if !row.joules.is_finite() || row.joules < 0.0 {
+            // A failed reading has no series for the interval (never a 0).
+            if !row.counted || !row.joules.is_finite() || row.joules < 0.0 {
                 continue;
             }
             let gpu = !row.kind.is_rapl();
             let domain = if gpu { "gpu" } else { row.kind.short() };
-            let labels = vec![
+            let mut labels = vec![
                 ("domain".into(), domain.to_owned()),
                 (
                     if gpu { "gpu" } else { "package" }.into(),
                     row.index.to_string(),
                 ),
-                ("source".into(), row.source.to_owned()),
-                ("target".into(), self.target.clone()),
             ];
+            if let Some(die) = row.die {
+                labels.push(("die".into(), die.to_string()));
+            }
+            labels.push(("source".into(), row.source.to_owned()));
+            labels.push(("target".into(), self.target.clone()));
             self.energy.get_or_create(&labels).inc_by(row.joules);
         }
     }
