@@ -241,6 +241,13 @@ fn pprof_to(r: &report::Resolved, cfg: &Config, out: Option<&std::path::Path>) -
             ))
         }
     };
+    if r.profile.stacks.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "ruperf: warning: {}: no samples",
+            cfg.input.display()
+        );
+    }
     pprof::export(r, cfg, path)
 }
 

@@ -88,7 +88,7 @@ pub struct StatArgs {
     /// Read RAPL through this interface only: perf (power PMU), powercap or msr
     #[arg(long = "rapl-source", value_name = "SOURCE")]
     pub rapl_source: Option<String>,
-    /// Fleet and CI: --baseline, --fail-above, --gate-events, --confidence
+    /// Fleet and CI: --baseline, --fail-above, --gate-events, --confidence, --serve, --format
     #[command(flatten)]
     pub fleet: super::stat_fleet::FleetArgs,
     /// Command to run and count
@@ -242,16 +242,16 @@ pub struct StatOutput {
 const ROW_BATCH: Duration = Duration::from_millis(100);
 
 /// Runs `ruperf stat`.
-pub fn run(args: StatArgs, g: &Globals) -> Result<i32> {
-    let fleet = args
-        .fleet
-        .plan(args.repeat, args.interval.is_some(), args.json)?;
-    let (cfg, mut out) = args.into_config(g)?;
+pub fn run(mut args: StatArgs, g: &Globals) -> Result<i32> {
+    let mut fleet = super::stat_fleet::FleetPlan::new(&mut args)?;
+    let (mut cfg, mut out) = args.into_config(g)?;
+    fleet.adjust(&mut cfg);
     let mut write_err: Option<Error> = None;
     let result = {
         let StatOutput { sink, exporter } = &mut out;
         stat::run(&cfg, &mut |row| {
-            if write_err.is_none() {
+            fleet.on_interval(row);
+            if write_err.is_none() && fleet.prints_rows() {
                 // Rows are written as they come, but at most once per ROW_BATCH: at `-I 1` that
                 // is one write per 100 rows instead of one each.
                 if let Err(e) = sink.write_batched(|w| exporter.interval(row, w), ROW_BATCH) {

@@ -258,3 +258,60 @@ fn bad_baselines_and_flags_are_one_line_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
 }
+
+#[test]
+fn energy_is_gated_like_the_counters() {
+    use ruperf::energy::fake::FakeTree;
+    use std::process::Command;
+    let t = FakeTree::at(scratch("gate-energy"));
+    t.cpus(&[(0, 0, 0)]);
+    t.powercap_zone("intel-rapl:0", "package-0", 1_000_000, 262_143_328_850);
+    let f = t.energy_path("intel-rapl:0");
+    // Each run of the command adds MICROJOULES (± a little) to the package counter.
+    let work = |uj: u64| {
+        format!(
+            "v=$(cat '{f}'); echo $((v + {uj} + $$ % 7 * 1000)) > '{f}'",
+            f = f.display()
+        )
+    };
+    let run = |uj: u64, extra: &[&str]| {
+        Command::new(crate::common::ruperf_path())
+            .arg("--sysroot")
+            .arg(t.root())
+            .args(["stat", "-r", "5", "-j", "-e", "rapl/pkg"])
+            .args(extra)
+            .args(["--", "sh", "-c"])
+            .arg(work(uj))
+            .output()
+            .unwrap()
+    };
+    let base = t.root().join("base.json");
+    let out = run(2_000_000, &["-o", base.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&base).unwrap();
+    assert!(
+        text.contains(r#""unit":"Joules""#) && text.contains("run-values"),
+        "{text}"
+    );
+    let verdict = |out: &std::process::Output| {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v.get("verdict").cloned())
+            .unwrap_or_default()
+    };
+    let gate = ["--fail-above", "10", "--baseline", base.to_str().unwrap()];
+    let same = run(2_000_000, &gate);
+    assert_eq!(same.status.code(), Some(0), "{}", verdict(&same));
+    let four = run(8_000_000, &gate);
+    let v = verdict(&four);
+    assert_eq!(four.status.code(), Some(79), "{v}");
+    assert_eq!(v["compared"][0]["event"], "rapl/pkg:0", "{v}");
+    assert_eq!(v["compared"][0]["unit"], "Joules", "{v}");
+    let change = v["compared"][0]["change-pct"].as_f64().unwrap();
+    assert!((280.0..320.0).contains(&change), "{v}");
+}

@@ -22,5 +22,6 @@ mod report;
 mod roundtrip;
 mod security;
 mod selftest;
+mod serve;
 mod stat;
 mod stat_energy;

@@ -46,7 +46,22 @@ fn pprof_top(text: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// Symbol → Self% summed over the rows of `report --stdio --no-children -g none`.
+/// Function → cum% from `pprof -top` lines.
+fn pprof_cum(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            if cols.len() < 6 || !cols[1].ends_with('%') || !cols[4].ends_with('%') {
+                return None;
+            }
+            let pct = cols[4].trim_end_matches('%').parse().ok()?;
+            Some((cols[5..].join(" "), pct))
+        })
+        .collect()
+}
+
+/// Symbol → its first percentage column (Self with --no-children, Children with --children),
+/// summed over the rows of `report --stdio -g none`.
 fn stdio_self(text: &str) -> HashMap<String, f64> {
     let mut out = HashMap::new();
     for l in text.lines().filter(|l| !l.starts_with('#')) {
@@ -129,7 +144,7 @@ fn go_pprof_reads_the_same_top_functions_as_the_stdio_report() {
 }
 
 #[test]
-fn pprof_needs_a_file_when_stdout_is_a_terminal_and_reports_a_bad_path() {
+fn pprof_names_a_bad_output_path_and_writes_to_a_pipe() {
     let dir = scratch("pprof-bad");
     let data = dir.join("perf.data");
     ruperf()
@@ -155,4 +170,81 @@ fn pprof_needs_a_file_when_stdout_is_a_terminal_and_reports_a_bad_path() {
         .assert()
         .success();
     assert_eq!(&out.get_output().stdout[..2], &[0x1f, 0x8b]);
+}
+
+#[test]
+fn energy_profiles_carry_nanojoules_that_go_pprof_ranks_like_the_report() {
+    use ruperf::energy::fake::FakeTree;
+    require!(
+        have_go(),
+        "`go` (Debian's golang-go) is needed for go tool pprof"
+    );
+    let t = FakeTree::at(scratch("pprof-energy"));
+    t.cpus(&[(0, 0, 0), (1, 0, 0)]);
+    t.powercap_zone("intel-rapl:0", "package-0", 1_000, 262_143_328_850);
+    let data = t.root().join("energy.data");
+    // 10 µJ/ms for 400 ms, then 30 µJ/ms for 400 ms.
+    ruperf()
+        .arg("--sysroot")
+        .arg(t.root())
+        .args(["record", "--energy=rapl", "-F", "1000", "-g", "-o"])
+        .arg(&data)
+        .arg("--")
+        .arg(workload("energy_phases"))
+        .arg(t.energy_path("intel-rapl:0"))
+        .args(["10", "30", "400"])
+        .assert()
+        .success();
+    let pb = t.root().join("energy.pb.gz");
+    ruperf()
+        .args(["report", "--energy", "--format", "pprof", "-o"])
+        .arg(&pb)
+        .arg("-i")
+        .arg(&data)
+        .assert()
+        .success();
+    let stdio = ruperf()
+        .args([
+            "report",
+            "--energy",
+            "--stdio",
+            "--children",
+            "-g",
+            "none",
+            "-i",
+        ])
+        .arg(&data)
+        .assert()
+        .success();
+    let ours = stdio_self(&String::from_utf8_lossy(&stdio.get_output().stdout));
+    // The phases call the spinning leaf: compare what they and their callees got (pprof's
+    // cum%, the report's Children%).
+    let text = go_pprof(
+        &["-top", "-cum", "-nodefraction=0", "-sample_index=energy"],
+        &pb,
+    );
+    assert!(text.contains("Type: energy"), "{text}");
+    let top = pprof_cum(&text);
+    let pct = |name: &str| {
+        top.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| *p)
+            .unwrap_or_else(|| panic!("{name} not in\n{text}"))
+    };
+    for name in ["low_power_phase", "high_power_phase"] {
+        let mine = ours.get(name).copied().unwrap_or_default();
+        assert!(
+            (pct(name) - mine).abs() <= 1.0,
+            "{name}: pprof {} vs report {mine}\n{text}",
+            pct(name)
+        );
+    }
+    let ratio = pct("high_power_phase") / pct("low_power_phase");
+    assert!(
+        (2.4..3.6).contains(&ratio),
+        "3x the power, {ratio}x the joules:\n{text}"
+    );
+    let raw = go_pprof(&["-raw"], &pb);
+    assert!(raw.contains("energy/nanojoules"), "{raw}");
+    assert!(raw.contains("an estimate"), "{raw}");
 }

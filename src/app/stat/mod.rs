@@ -4,6 +4,7 @@
 //! to a callback as they are taken so that the caller can stream them.
 
 pub mod baseline;
+pub mod serve;
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;

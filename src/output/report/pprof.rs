@@ -242,11 +242,15 @@ pub fn frame_lines(r: &Resolved, frame: u32) -> Vec<FrameLine> {
     }]
 }
 
+/// The sample type of `report --energy`'s weights.
+const ENERGY: &str = "energy";
+
 /// The weight unit of an event: clock events count nanoseconds.
 fn weight_unit(event: &str) -> &'static str {
     let base = event.split(':').next().unwrap_or(event);
     match base {
         "cpu-clock" | "task-clock" => "nanoseconds",
+        ENERGY => "nanojoules",
         _ => "count",
     }
 }
@@ -264,7 +268,12 @@ fn event_base(event: &str) -> &str {
 pub fn build(r: &Resolved, cfg: &Config) -> proto::Profile {
     let mut s = Strings::new();
     let mut p = proto::Profile::default();
-    let events: Vec<&str> = r.meta.events.iter().map(|e| event_base(&e.name)).collect();
+    // With --energy the first event's samples carry nanojoules (an estimate), the others none.
+    let events: Vec<&str> = if r.energy.is_some() {
+        vec![ENERGY]
+    } else {
+        r.meta.events.iter().map(|e| event_base(&e.name)).collect()
+    };
     let single = events.len() == 1;
     for ev in &events {
         let count = if single {
@@ -287,9 +296,13 @@ pub fn build(r: &Resolved, cfg: &Config) -> proto::Profile {
             r#type: s.id(first),
             unit: s.id(weight_unit(first)),
         });
-        p.period = sample_period(info);
+        p.period = if r.energy.is_some() {
+            0
+        } else {
+            sample_period(info)
+        };
     }
-    let used = add_samples(r, cfg, &mut s, &mut p);
+    let used = add_samples(r, cfg, events.len(), &mut s, &mut p);
     add_locations(r, &used, &mut s, &mut p);
     let comment = format!(
         "ruperf report {} ({})",
@@ -297,13 +310,23 @@ pub fn build(r: &Resolved, cfg: &Config) -> proto::Profile {
         env!("CARGO_PKG_VERSION")
     );
     p.comment.push(s.id(&comment));
+    if r.energy.is_some() {
+        let note = "energy: each interval's measured joules split among its samples (an estimate; see README)";
+        p.comment.push(s.id(note));
+    }
     p.string_table = s.table;
     p
 }
 
 /// Adds one sample per stack that passes the filters; returns which frames they use.
-fn add_samples(r: &Resolved, cfg: &Config, s: &mut Strings, p: &mut proto::Profile) -> Vec<bool> {
-    let nvalues = 2 * r.meta.events.len();
+fn add_samples(
+    r: &Resolved,
+    cfg: &Config,
+    events: usize,
+    s: &mut Strings,
+    p: &mut proto::Profile,
+) -> Vec<bool> {
+    let nvalues = 2 * events;
     let mut used = vec![false; r.profile.frames.len()];
     let mut frames = Vec::new();
     let (comm_key, pid_key) = (s.id("comm"), s.id("pid"));
@@ -355,11 +378,17 @@ fn add_locations(r: &Resolved, used: &[bool], s: &mut Strings, p: &mut proto::Pr
     // Per object: the address range its used frames cover.
     let mut ranges: Vec<Option<(u64, u64)>> = vec![None; r.profile.dsos.len()];
     let mut funcs: Vec<Option<u32>> = vec![None; r.syms.len()];
+    // Per object: (any line number known, any inlined frame).
+    let mut detail = vec![(false, false); r.profile.dsos.len()];
     for (i, f) in r.profile.frames.iter().enumerate() {
         if !used[i] {
             continue;
         }
         let lines = frame_lines(r, i as u32);
+        if let Some(d) = detail.get_mut(f.dso as usize) {
+            d.0 |= lines.iter().any(|l| l.line != 0);
+            d.1 |= lines.len() > 1;
+        }
         let mapping_id = if f.dso == DSO_UNKNOWN {
             0
         } else if let Some(range) = ranges.get_mut(f.dso as usize) {
@@ -421,8 +450,8 @@ fn add_locations(r: &Resolved, used: &[bool], s: &mut Strings, p: &mut proto::Pr
             build_id,
             has_functions: true,
             has_filenames: true,
-            has_line_numbers: false,
-            has_inline_frames: false,
+            has_line_numbers: detail[dso].0,
+            has_inline_frames: detail[dso].1,
         });
     }
 }
@@ -513,6 +542,208 @@ mod tests {
         assert_eq!(event_base("cycles"), "cycles");
         assert_eq!(weight_unit("task-clock"), "nanoseconds");
         assert_eq!(weight_unit("page-faults"), "count");
+    }
+
+    use crate::app::report::aggregate::{EventTotals, Frame, Profile, StackCount};
+    use crate::app::report::{Format, GraphMode, SymInfo};
+    use crate::perfdata::reader::{BuildIdEntry, EventInfo, Meta, ReadStats};
+
+    /// Two stacks of `prog`: main → hot (30 samples) and main → libc's memcpy (10), one
+    /// event, cpu-clock at 1 kHz.
+    fn resolved() -> Resolved {
+        let profile = Profile {
+            events: vec![EventTotals {
+                samples: 40,
+                period: 40_000_000,
+            }],
+            comms: vec!["prog".into()],
+            dsos: vec![
+                "[kernel.kallsyms]".into(),
+                "[unknown]".into(),
+                "/usr/lib/libc.so.6".into(),
+                "/bin/prog".into(),
+            ],
+            frames: vec![
+                Frame {
+                    dso: 3,
+                    addr: 0x1100,
+                    kernel: false,
+                },
+                Frame {
+                    dso: 3,
+                    addr: 0x1200,
+                    kernel: false,
+                },
+                Frame {
+                    dso: 2,
+                    addr: 0x9000,
+                    kernel: false,
+                },
+            ],
+            // node 1: main (root child), 2: main→hot, 3: main→memcpy
+            nodes: vec![(0, 0), (0, 0), (1, 1), (1, 2)],
+            stacks: vec![
+                StackCount {
+                    event: 0,
+                    comm: 0,
+                    pid: 7,
+                    node: 2,
+                    period: 30_000_000,
+                    samples: 30,
+                },
+                StackCount {
+                    event: 0,
+                    comm: 0,
+                    pid: 7,
+                    node: 3,
+                    period: 10_000_000,
+                    samples: 10,
+                },
+            ],
+            ..Default::default()
+        };
+        let sym = |name: &str, dso: &str| SymInfo {
+            name: name.into(),
+            dso: dso.into(),
+            kernel: false,
+            resolved: true,
+        };
+        Resolved {
+            meta: Meta {
+                events: vec![EventInfo {
+                    name: "cpu-clock:ppp".into(),
+                    attr_type: 1,
+                    config: 0,
+                    callchain: true,
+                    frequency: Some(1000),
+                    period: None,
+                }],
+                build_ids: vec![BuildIdEntry {
+                    pid: 7,
+                    kernel: false,
+                    path: "/bin/prog".into(),
+                    build_id: "ab".repeat(20),
+                }],
+                ..Default::default()
+            },
+            profile,
+            syms: vec![
+                sym("main", "prog"),
+                sym("hot", "prog"),
+                sym("memcpy", "libc.so.6"),
+            ],
+            frame_sym: vec![0, 1, 2],
+            stats: ReadStats::default(),
+            warnings: vec![],
+            energy: None,
+        }
+    }
+
+    fn config(symbols: Option<Vec<String>>) -> Config {
+        Config {
+            input: "perf.data".into(),
+            sort: vec![],
+            children: None,
+            graph: GraphMode::None,
+            graph_min_percent: 0.5,
+            order: None,
+            percent_limit: 0.0,
+            max_stack: 127,
+            show_samples: false,
+            header: false,
+            comms: None,
+            dsos: None,
+            symbols,
+            format: Format::Pprof,
+            flamegraph: None,
+            sysroot: crate::sysroot::Sysroot::default(),
+            progress: false,
+            energy: false,
+        }
+    }
+
+    #[test]
+    fn builds_samples_locations_mappings_and_functions() {
+        let r = resolved();
+        let p = build(&r, &config(None));
+        let st = |i: i64| p.string_table[i as usize].as_str();
+        let types: Vec<(&str, &str)> = p
+            .sample_type
+            .iter()
+            .map(|t| (st(t.r#type), st(t.unit)))
+            .collect();
+        assert_eq!(
+            types,
+            vec![("samples", "count"), ("cpu-clock", "nanoseconds")]
+        );
+        assert_eq!(st(p.default_sample_type), "cpu-clock");
+        assert_eq!(p.period, 1_000_000);
+        assert_eq!(p.sample.len(), 2);
+        // Leaf first: hot (frame 1) then main (frame 0).
+        assert_eq!(p.sample[0].location_id, vec![2, 1]);
+        assert_eq!(p.sample[0].value, vec![30, 30_000_000]);
+        let labels: Vec<(&str, String)> = p.sample[0]
+            .label
+            .iter()
+            .map(|l| {
+                (
+                    st(l.key),
+                    if l.str != 0 {
+                        st(l.str).to_owned()
+                    } else {
+                        l.num.to_string()
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(labels, vec![("comm", "prog".into()), ("pid", "7".into())]);
+        // The executable's mapping comes first, with its build id; libc has none recorded.
+        assert_eq!(st(p.mapping[0].filename), "/bin/prog");
+        assert_eq!(st(p.mapping[0].build_id), "ab".repeat(20));
+        assert_eq!(
+            (p.mapping[0].memory_start, p.mapping[0].memory_limit),
+            (0x1100, 0x1201)
+        );
+        assert_eq!(st(p.mapping[1].filename), "/usr/lib/libc.so.6");
+        assert_eq!(p.mapping[1].build_id, 0);
+        let memcpy = p.location.iter().find(|l| l.address == 0x9000).unwrap();
+        assert_eq!(memcpy.mapping_id, p.mapping[1].id);
+        assert_eq!(memcpy.line.len(), 1);
+        let f = p
+            .function
+            .iter()
+            .find(|f| f.id == memcpy.line[0].function_id)
+            .unwrap();
+        assert_eq!(
+            (st(f.name), st(f.filename)),
+            ("memcpy", "/usr/lib/libc.so.6")
+        );
+        assert_eq!(p.string_table[0], "");
+        // The report's filters apply: only the stack whose leaf is hot.
+        let only = build(&r, &config(Some(vec!["hot".into()])));
+        assert_eq!(only.sample.len(), 1);
+        assert_eq!(only.sample[0].value, vec![30, 30_000_000]);
+        assert!(only.location.iter().all(|l| l.address != 0x9000));
+    }
+
+    #[test]
+    fn energy_weights_are_nanojoules_of_the_first_event() {
+        let mut r = resolved();
+        // --energy: periods are nanojoules; here 3 J and 1 J.
+        r.profile.stacks[0].period = 3_000_000_000;
+        r.profile.stacks[1].period = 1_000_000_000;
+        r.energy = Some(Default::default());
+        let p = build(&r, &config(None));
+        let st = |i: i64| p.string_table[i as usize].as_str();
+        let types: Vec<(&str, &str)> = p
+            .sample_type
+            .iter()
+            .map(|t| (st(t.r#type), st(t.unit)))
+            .collect();
+        assert_eq!(types, vec![("samples", "count"), ("energy", "nanojoules")]);
+        assert_eq!(p.sample[0].value, vec![30, 3_000_000_000]);
+        assert_eq!(p.period, 0);
+        assert!(p.comment.iter().any(|&c| st(c).contains("an estimate")));
     }
 
     #[test]

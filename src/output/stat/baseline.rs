@@ -24,7 +24,12 @@ fn counter_values(res: &StatResult, i: usize) -> Vec<f64> {
 fn energy_values(res: &StatResult, i: usize) -> Vec<f64> {
     res.runs
         .iter()
-        .filter_map(|r| energy_lines(r.energy.as_ref()).get(i).map(|e| e.joules))
+        .filter_map(|r| {
+            energy_lines(r.energy.as_ref())
+                .get(i)
+                .filter(|e| e.counted && e.joules.is_finite())
+                .map(|e| e.joules)
+        })
         .collect()
 }
 
@@ -78,6 +83,10 @@ pub fn series(res: &StatResult) -> Vec<Series> {
         });
     }
     for (i, e) in crate::output::energy_means(res).iter().enumerate() {
+        // Not counted in any run, or a sum that leaves a domain out: nothing to compare.
+        if !e.counted || e.partial {
+            continue;
+        }
         out.push(Series {
             event: e.name.clone(),
             unit: "Joules".into(),

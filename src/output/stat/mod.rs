@@ -3,4 +3,5 @@
 pub mod baseline;
 pub mod csv;
 pub mod json;
+pub mod openmetrics;
 pub mod table;
