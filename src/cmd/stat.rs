@@ -7,15 +7,29 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{parse_ids, reject_unknown_option, Globals};
-use crate::app::stat::{self, StatConfig};
+use crate::app::stat::aggr::AggrMode;
+use crate::app::stat::options::{split_tools, ControlFds, Delay, Depth, ToolEvent};
+use crate::app::stat::{self, IntervalRow, StatConfig, StatResult};
 use crate::counters::event::{parse_event_args, EventList};
 use crate::counters::group::OpenOptions;
 use crate::counters::pmu;
 use crate::energy::{self, RaplSource};
 use crate::error::{Error, Result};
-use crate::os::launcher;
+use crate::os::{fdio, launcher};
 use crate::output::stat::{csv::Csv, json::Json, table::Table};
 use crate::output::{Sink, StatExporter};
+use crate::sysroot::Sysroot;
+
+/// The aggregation flags, of which the last one given wins (as in perf).
+const PER_FLAGS: [&str; 7] = [
+    "no_aggr",
+    "per_thread",
+    "per_core",
+    "per_socket",
+    "per_die",
+    "per_node",
+    "per_cache",
+];
 
 /// perf's default event set.
 pub const DEFAULT_EVENTS: &str =
@@ -48,8 +62,67 @@ pub struct StatArgs {
     #[arg(short = 'C', long = "cpu", value_name = "LIST")]
     pub cpu: Option<String>,
     /// With -a or -C: one count per CPU instead of the total
-    #[arg(short = 'A', long = "no-aggr")]
+    #[arg(short = 'A', long = "no-aggr", overrides_with_all = PER_FLAGS)]
     pub no_aggr: bool,
+    /// With -p/-t: one count per thread
+    #[arg(long = "per-thread", overrides_with_all = PER_FLAGS)]
+    pub per_thread: bool,
+    /// With -a/-C: one count per physical core
+    #[arg(long = "per-core", overrides_with_all = PER_FLAGS)]
+    pub per_core: bool,
+    /// With -a/-C: one count per socket
+    #[arg(long = "per-socket", overrides_with_all = PER_FLAGS)]
+    pub per_socket: bool,
+    /// With -a/-C: one count per die
+    #[arg(long = "per-die", overrides_with_all = PER_FLAGS)]
+    pub per_die: bool,
+    /// With -a/-C: one count per NUMA node
+    #[arg(long = "per-node", overrides_with_all = PER_FLAGS)]
+    pub per_node: bool,
+    /// With -a/-C: one count per cache instance of LEVEL (L1..L4; default the last level)
+    #[arg(long = "per-cache", value_name = "LEVEL", num_args = 0..=1, default_missing_value = "", overrides_with_all = PER_FLAGS)]
+    pub per_cache: Option<String>,
+    /// Start counting MS milliseconds after the command starts (-1: start disabled, for --control)
+    #[arg(
+        short = 'D',
+        long = "delay",
+        value_name = "MS",
+        allow_hyphen_values = true
+    )]
+    pub delay: Option<i64>,
+    /// Stop the command and print the counts after MS milliseconds (at least 10)
+    #[arg(long = "timeout", value_name = "MS")]
+    pub timeout: Option<u64>,
+    /// Null run: open no counters, time the command only
+    #[arg(short = 'n', long = "null")]
+    pub null: bool,
+    /// Call sync() before each run
+    #[arg(short = 'S', long = "sync")]
+    pub sync: bool,
+    /// Shell command to run before each run
+    #[arg(long = "pre", value_name = "COMMAND")]
+    pub pre: Option<String>,
+    /// Shell command to run after each run
+    #[arg(long = "post", value_name = "COMMAND")]
+    pub post: Option<String>,
+    /// Commands (enable, disable, stop) on descriptor CTL; `ack` written to ACK: fd:CTL[,ACK]
+    #[arg(long = "control", value_name = "fd:CTL[,ACK]")]
+    pub control: Option<String>,
+    /// Print nothing (the command's own output stays)
+    #[arg(long = "quiet")]
+    pub quiet: bool,
+    /// Clear the screen before each interval (-I)
+    #[arg(long = "interval-clear", requires = "interval")]
+    pub interval_clear: bool,
+    /// Group digits with the locale's thousands separator (perf's default)
+    #[arg(short = 'B', long = "big-num", overrides_with = "no_big_num")]
+    pub big_num: bool,
+    /// Do not group digits
+    #[arg(long = "no-big-num", overrides_with = "big_num")]
+    pub no_big_num: bool,
+    /// Write the counts to descriptor N instead of stderr
+    #[arg(long = "log-fd", value_name = "N", conflicts_with = "output")]
+    pub log_fd: Option<i32>,
     /// Run the command N times and print the mean with its spread
     #[arg(short = 'r', long = "repeat", value_name = "N", default_value_t = 1)]
     pub repeat: u32,
@@ -106,11 +179,6 @@ impl StatArgs {
     /// Validates the arguments and builds the plain config.
     pub fn into_config(self, g: &Globals) -> Result<(StatConfig, StatOutput)> {
         reject_unknown_option("stat", &self.command)?;
-        if self.repeat == 0 {
-            return Err(Error::Usage(
-                "-r 0: the repeat count must be at least 1".into(),
-            ));
-        }
         if self.interval == Some(0) {
             return Err(Error::Usage(
                 "-I 0: the interval must be at least 1 ms".into(),
@@ -121,7 +189,7 @@ impl StatArgs {
                 "--interval-count 0: give at least 1 row".into(),
             ));
         }
-        if self.interval.is_some() && self.repeat > 1 {
+        if self.interval.is_some() && self.repeat != 1 {
             return Err(Error::Usage(
                 "-I and -r cannot be combined: choose interval rows or repeated runs".into(),
             ));
@@ -174,10 +242,16 @@ impl StatArgs {
                 "no command given: try `ruperf stat -- ./prog args`, or -p PID, -t TID, -a".into(),
             ));
         }
-        let events: EventList = if self.events.is_empty() {
-            parse_event_args(&[DEFAULT_EVENTS.to_string()], &g.sysroot)?
+        let (events, tools) = if self.events.is_empty() {
+            // System-wide, perf counts cpu-clock where a task target gets task-clock.
+            let default = if cpus.is_some() {
+                DEFAULT_EVENTS.replacen("task-clock", "cpu-clock", 1)
+            } else {
+                DEFAULT_EVENTS.to_string()
+            };
+            (parse_event_args(&[default], &g.sysroot)?, Vec::new())
         } else {
-            parse_event_args(&self.events, &g.sysroot)?
+            parse_with_tools(&self.events, &g.sysroot)?
         };
         let energy = events
             .energy()
@@ -195,17 +269,26 @@ impl StatArgs {
             .as_deref()
             .map(str::parse::<RaplSource>)
             .transpose()?;
-        let sink = match &self.output {
-            Some(p) => Sink::file(p, self.append)?,
-            None => Sink::stderr(),
+        let sink = match (&self.output, self.log_fd) {
+            (Some(p), _) => Sink::file(p, self.append)?,
+            (None, Some(fd)) => Sink::fd(fd)?,
+            (None, None) => Sink::stderr(),
         };
-        let exporter: Box<dyn StatExporter> = if self.json {
+        let exporter: Box<dyn StatExporter> = if self.quiet {
+            Box::new(Quiet)
+        } else if self.json {
             Box::new(Json::new())
         } else if let Some(sep) = &self.field_separator {
             Box::new(Csv::new(sep))
         } else {
-            Box::new(Table::new(self.verbose))
+            let mut t = Table::new(self.verbose);
+            t.interval_clear = self.interval_clear;
+            // perf groups digits by default, after the locale (none in C/POSIX).
+            let grouping = (!self.no_big_num).then(fdio::numeric_grouping).flatten();
+            Box::new(t.grouped(grouping))
         };
+        let mut depth = self.depth()?;
+        depth.tools = tools;
         let cfg = StatConfig {
             events,
             command: self.command,
@@ -224,8 +307,123 @@ impl StatArgs {
             energy,
             rapl_source,
             nvml_lib: g.nvml_lib.clone(),
+            depth,
         };
         Ok((cfg, StatOutput { sink, exporter }))
+    }
+}
+
+/// Parses `-e` lists that may hold tool events (`duration_time`, `user_time`,
+/// `system_time`), recording where each stands among the counter events.
+fn parse_with_tools(
+    args: &[String],
+    root: &Sysroot,
+) -> Result<(EventList, Vec<(usize, ToolEvent)>)> {
+    let (runs, tools) = split_tools(args);
+    let mut list = EventList::default();
+    let mut before = Vec::with_capacity(runs.len());
+    for run in &runs {
+        before.push(list.counters().count());
+        if !run.is_empty() {
+            list.entries
+                .extend(parse_event_args(std::slice::from_ref(run), root)?.entries);
+        }
+    }
+    let tools = tools.into_iter().map(|(r, t)| (before[r], t)).collect();
+    Ok((list, tools))
+}
+
+impl StatArgs {
+    /// The aggregation, timing and run-control options.
+    fn depth(&self) -> Result<Depth> {
+        let aggr = if self.per_thread {
+            Some(AggrMode::Thread)
+        } else if self.per_core {
+            Some(AggrMode::Core)
+        } else if self.per_socket {
+            Some(AggrMode::Socket)
+        } else if self.per_die {
+            Some(AggrMode::Die)
+        } else if self.per_node {
+            Some(AggrMode::Node)
+        } else if let Some(level) = &self.per_cache {
+            let l = (!level.is_empty())
+                .then(|| AggrMode::cache_level(level))
+                .transpose()?;
+            Some(AggrMode::Cache(l))
+        } else {
+            None
+        };
+        let delay = match self.delay {
+            None | Some(0) => None,
+            Some(-1) => Some(Delay::Disabled),
+            Some(ms) if ms > 0 => Some(Delay::After(Duration::from_millis(ms as u64))),
+            Some(ms) => {
+                return Err(Error::Usage(format!(
+                    "-D {ms}: give a delay in ms, or -1 to start disabled"
+                )))
+            }
+        };
+        if self.timeout.is_some_and(|t| t < 10) {
+            return Err(Error::Usage(
+                "--timeout: give at least 10 ms, as perf requires".into(),
+            ));
+        }
+        if self.timeout.is_some() && self.interval.is_some() {
+            return Err(Error::Usage(
+                "--timeout and -I cannot be combined (use --interval-count to stop after N rows)"
+                    .into(),
+            ));
+        }
+        if delay == Some(Delay::Disabled) && self.control.is_none() {
+            return Err(Error::Usage(
+                "-D -1 starts with counters disabled: add --control fd:CTL to enable them".into(),
+            ));
+        }
+        Ok(Depth {
+            aggr,
+            delay,
+            timeout: self.timeout.map(Duration::from_millis),
+            forever: self.repeat == 0,
+            null: self.null,
+            sync: self.sync,
+            pre: self.pre.clone(),
+            post: self.post.clone(),
+            control: self.control.as_deref().map(parse_control).transpose()?,
+            tools: Vec::new(),
+        })
+    }
+}
+
+/// Parses `--control fd:CTL[,ACK]`.
+fn parse_control(text: &str) -> Result<ControlFds> {
+    let bad = || {
+        Error::Usage(format!(
+            "--control '{text}': expected fd:CTL[,ACK] with descriptor numbers, e.g. fd:3,4"
+        ))
+    };
+    let rest = text.strip_prefix("fd:").ok_or_else(bad)?;
+    let mut it = rest.split(',');
+    let ctl = it.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+    let ack = it
+        .next()
+        .map(|n| n.parse().map_err(|_| bad()))
+        .transpose()?;
+    if it.next().is_some() {
+        return Err(bad());
+    }
+    Ok(ControlFds { ctl, ack })
+}
+
+/// `--quiet`: prints nothing.
+struct Quiet;
+
+impl StatExporter for Quiet {
+    fn interval(&mut self, _: &IntervalRow, _: &mut dyn std::io::Write) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self, _: &StatResult, _: &mut dyn std::io::Write) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -244,15 +442,35 @@ pub fn run(args: StatArgs, g: &Globals) -> Result<i32> {
     let mut write_err: Option<Error> = None;
     let result = {
         let StatOutput { sink, exporter } = &mut out;
-        stat::run(&cfg, &mut |row| {
-            if write_err.is_none() {
-                // Rows are written as they come, but at most once per ROW_BATCH: at `-I 1` that
-                // is one write per 100 rows instead of one each.
-                if let Err(e) = sink.write_batched(|w| exporter.interval(row, w), ROW_BATCH) {
-                    write_err = Some(e);
+        let sink = std::cell::RefCell::new(sink);
+        let exporter = std::cell::RefCell::new(exporter);
+        let write_err = std::cell::RefCell::new(&mut write_err);
+        stat::run_each(
+            &cfg,
+            &mut |row| {
+                if write_err.borrow().is_none() {
+                    // Rows are written as they come, but at most once per ROW_BATCH: at `-I 1`
+                    // that is one write per 100 rows instead of one each.
+                    let r = sink
+                        .borrow_mut()
+                        .write_batched(|w| exporter.borrow_mut().interval(row, w), ROW_BATCH);
+                    if let Err(e) = r {
+                        **write_err.borrow_mut() = Some(e);
+                    }
                 }
-            }
-        })?
+            },
+            // -r 0: each run is printed as it ends.
+            &mut |res| {
+                if write_err.borrow().is_none() {
+                    let r = sink
+                        .borrow_mut()
+                        .write_with(|w| exporter.borrow_mut().finish(res, w));
+                    if let Err(e) = r {
+                        **write_err.borrow_mut() = Some(e);
+                    }
+                }
+            },
+        )?
     };
     if let Some(e) = write_err {
         return Err(e);

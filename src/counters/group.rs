@@ -92,6 +92,8 @@ pub struct Counter {
     fds: Vec<OwnedFd>,
     /// The CPU of each descriptor in `fds` (-1 for a task's counter on every CPU).
     cpus: Vec<i32>,
+    /// The thread of each descriptor in `fds` (-1 for a CPU-wide counter).
+    pids: Vec<i32>,
 }
 
 /// A raw reading summed over slots.
@@ -199,6 +201,18 @@ impl Session {
         opts: OpenOptions,
         root: &Sysroot,
     ) -> Result<Session> {
+        Session::open_gated(list, target, opts, root, true)
+    }
+
+    /// As [`Session::open`]; with `on_exec` false a launched command's counters are not
+    /// enabled at its exec but stay off until [`Session::enable`] (`stat -D`).
+    pub fn open_gated(
+        list: &EventList,
+        target: &Target,
+        opts: OpenOptions,
+        root: &Sysroot,
+        on_exec: bool,
+    ) -> Result<Session> {
         let mut counters = Vec::new();
         let total_fds: usize = list
             .counters()
@@ -227,6 +241,7 @@ impl Session {
                     opts,
                     root,
                     &target_desc,
+                    on_exec,
                 )?;
                 counters.push(counter);
             }
@@ -296,6 +311,38 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Reads every counter per thread it was opened on (`--per-thread`): one (tid, reading)
+    /// per descriptor. Unsupported counters give an empty list.
+    pub fn read_per_task(&self) -> Result<Vec<Vec<(i32, RawCount)>>> {
+        self.counters
+            .iter()
+            .map(|c| {
+                let mut each = Vec::with_capacity(c.fds.len());
+                let mut k = 0;
+                c.read_each(|_, r| {
+                    each.push((c.pids.get(k).copied().unwrap_or(-1), r));
+                    k += 1;
+                })?;
+                Ok(each)
+            })
+            .collect()
+    }
+
+    /// The threads the counters were opened on, in slot order (empty for CPU targets).
+    pub fn threads(&self) -> Vec<i32> {
+        let mut v: Vec<i32> = Vec::new();
+        for c in &self.counters {
+            for &p in &c.pids {
+                if p > 0 && !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+        }
+        v
+    }
+}
+
 impl Counter {
     /// Reads each descriptor and hands `f` its CPU and reading (no allocation: `read` runs on
     /// every `-I` tick).
@@ -328,13 +375,24 @@ pub fn counting_attr(
     member: bool,
     opts: OpenOptions,
 ) -> sys::Attr {
+    attr_for(spec, target, member, opts, true)
+}
+
+/// [`counting_attr`], with enable_on_exec only when `on_exec`.
+fn attr_for(
+    spec: &EventSpec,
+    target: &Target,
+    member: bool,
+    opts: OpenOptions,
+    on_exec: bool,
+) -> sys::Attr {
     let mut a = spec.to_attr();
     a.read_format = (b::PERF_FORMAT_TOTAL_TIME_ENABLED | b::PERF_FORMAT_TOTAL_TIME_RUNNING) as u64;
     let task = !matches!(target, Target::Cpus(_)) && spec.cpus.is_none();
     a.set_inherit((opts.inherit && task) as u64);
     if !member {
         a.set_disabled(1);
-        if matches!(target, Target::Child(_) | Target::Inherited) {
+        if on_exec && matches!(target, Target::Child(_) | Target::Inherited) {
             a.set_enable_on_exec(1);
         }
     }
@@ -351,7 +409,11 @@ fn open_counter(
     opts: OpenOptions,
     root: &Sysroot,
     target_desc: &str,
+    on_exec: bool,
 ) -> Result<Counter> {
+    let counting_attr = |spec: &EventSpec, target: &Target, member, opts| {
+        attr_for(spec, target, member, opts, on_exec)
+    };
     let not_supported = |spec: &EventSpec, attr, why: String| Counter {
         spec: spec.clone(),
         entry,
@@ -360,6 +422,7 @@ fn open_counter(
         attr,
         fds: Vec::new(),
         cpus: Vec::new(),
+        pids: Vec::new(),
     };
     if let Some(l) = leader {
         if let OpenStatus::NotSupported(why) = &l.status {
@@ -384,6 +447,7 @@ fn open_counter(
     let mut attr = counting_attr(&spec, target, member, opts);
     let mut fds = Vec::with_capacity(slot_list.len());
     let mut cpus = Vec::with_capacity(slot_list.len());
+    let mut pids = Vec::with_capacity(slot_list.len());
     let mut i = 0;
     while i < slot_list.len() {
         let (pid, cpu) = slot_list[i];
@@ -392,6 +456,7 @@ fn open_counter(
             Ok(fd) => {
                 fds.push(fd);
                 cpus.push(cpu);
+                pids.push(pid);
                 i += 1;
             }
             Err(e) => {
@@ -437,6 +502,7 @@ fn open_counter(
         attr,
         fds,
         cpus,
+        pids,
     })
 }
 

@@ -4,6 +4,7 @@ pub mod event;
 pub mod group;
 pub mod pmu;
 pub mod sampler;
+pub mod topology;
 
 use std::io;
 

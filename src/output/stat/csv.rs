@@ -7,6 +7,7 @@ use std::io::{self, Write};
 
 use crate::app::stat::{CounterRow, IntervalRow, StatResult};
 use crate::output::metrics::Context;
+use crate::output::stat::aggr;
 use crate::output::{
     counter_value, energy_lines, energy_means, energy_notes, means, EnergyLine, StatExporter,
 };
@@ -42,7 +43,12 @@ impl Csv {
         if let Some(t) = prefix {
             f.field(format_args!("{t:.9}"))?;
         }
-        if let Some(cpu) = row.cpu {
+        if let Some(a) = &row.aggr {
+            f.field(format_args!("{}", aggr::label(a)))?;
+            if let Some(nr) = aggr::nr(a) {
+                f.field(format_args!("{nr}"))?;
+            }
+        } else if let Some(cpu) = row.cpu {
             f.field(format_args!("CPU{cpu}"))?;
         }
         f.field(format_args!("{value}"))?;
@@ -125,8 +131,8 @@ impl StatExporter for Csv {
     fn interval(&mut self, row: &IntervalRow, out: &mut dyn Write) -> io::Result<()> {
         self.interval_mode = true;
         let ctx = Context::new(&row.counters, row.length);
-        for c in &row.counters {
-            self.record(out, Some(row.time), c, &ctx, None)?;
+        for i in aggr::ordered(&row.counters) {
+            self.record(out, Some(row.time), &row.counters[i], &ctx, None)?;
         }
         for e in energy_lines(row.energy.as_ref()) {
             self.energy_record(out, Some(row.time), &e)?;
@@ -143,8 +149,8 @@ impl StatExporter for Csv {
         }
         let m = means(res);
         let ctx = Context::new(&m.rows, m.elapsed.mean);
-        for (row, &noise) in m.rows.iter().zip(&m.noise) {
-            self.record(out, None, row, &ctx, noise)?;
+        for i in aggr::ordered(&m.rows) {
+            self.record(out, None, &m.rows[i], &ctx, m.noise[i])?;
         }
         for e in energy_means(res) {
             self.energy_record(out, None, &e)?;

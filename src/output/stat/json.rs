@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::app::stat::{CounterRow, IntervalRow, StatResult, Status};
 use crate::output::metrics::Context;
+use crate::output::stat::aggr;
 use crate::output::{
     counter_value, energy_lines, energy_means, energy_notes, means, EnergyLine, StatExporter,
 };
@@ -29,7 +30,12 @@ pub fn object(interval: Option<f64>, row: &CounterRow, ctx: &Context, noise: Opt
     if let Some(t) = interval {
         o.insert("interval".into(), json!(t));
     }
-    if let Some(cpu) = row.cpu {
+    if let Some(a) = &row.aggr {
+        o.insert(aggr::json_key(a).into(), json!(aggr::label(a)));
+        if let Some(nr) = aggr::nr(a) {
+            o.insert("aggregate-number".into(), json!(nr));
+        }
+    } else if let Some(cpu) = row.cpu {
         o.insert("cpu".into(), json!(cpu.to_string()));
     }
     let (value, unit) = counter_value(row, row.count, false);
@@ -81,8 +87,12 @@ impl StatExporter for Json {
     fn interval(&mut self, row: &IntervalRow, out: &mut dyn Write) -> io::Result<()> {
         self.interval_mode = true;
         let ctx = Context::new(&row.counters, row.length);
-        for c in &row.counters {
-            writeln!(out, "{}", object(Some(row.time), c, &ctx, None))?;
+        for i in aggr::ordered(&row.counters) {
+            writeln!(
+                out,
+                "{}",
+                object(Some(row.time), &row.counters[i], &ctx, None)
+            )?;
         }
         for e in energy_lines(row.energy.as_ref()) {
             writeln!(out, "{}", energy_object(Some(row.time), &e))?;
@@ -104,8 +114,8 @@ impl StatExporter for Json {
         }
         let m = means(res);
         let ctx = Context::new(&m.rows, m.elapsed.mean);
-        for (row, &noise) in m.rows.iter().zip(&m.noise) {
-            writeln!(out, "{}", object(None, row, &ctx, noise))?;
+        for i in aggr::ordered(&m.rows) {
+            writeln!(out, "{}", object(None, &m.rows[i], &ctx, m.noise[i]))?;
         }
         for e in energy_means(res) {
             writeln!(out, "{}", energy_object(None, &e))?;
