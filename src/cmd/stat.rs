@@ -320,6 +320,9 @@ fn parse_with_tools(
     root: &Sysroot,
 ) -> Result<(EventList, Vec<(usize, ToolEvent)>)> {
     let (runs, tools) = split_tools(args);
+    if tools.is_empty() {
+        return Ok((parse_event_args(args, root)?, tools));
+    }
     let mut list = EventList::default();
     let mut before = Vec::with_capacity(runs.len());
     for run in &runs {

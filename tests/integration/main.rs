@@ -16,4 +16,5 @@ mod report;
 mod roundtrip;
 mod selftest;
 mod stat;
+mod stat_depth;
 mod stat_energy;
