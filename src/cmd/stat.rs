@@ -31,6 +31,13 @@ const PER_FLAGS: [&str; 7] = [
     "per_cache",
 ];
 
+/// perf's `-d`, `-dd` and `-ddd` additions, by level.
+const DETAILED: [&str; 3] = [
+    "L1-dcache-loads,L1-dcache-load-misses,LLC-loads,LLC-load-misses",
+    "L1-icache-loads,L1-icache-load-misses,dTLB-loads,dTLB-load-misses,iTLB-loads,iTLB-load-misses",
+    "L1-dcache-prefetches,L1-dcache-prefetch-misses",
+];
+
 /// perf's default event set.
 pub const DEFAULT_EVENTS: &str =
     "task-clock,context-switches,cpu-migrations,page-faults,cycles,instructions,branches,branch-misses";
@@ -120,6 +127,27 @@ pub struct StatArgs {
     /// Do not group digits
     #[arg(long = "no-big-num", overrides_with = "big_num")]
     pub no_big_num: bool,
+    /// With -I: print the totals after the interval rows too
+    #[arg(long = "summary", requires = "interval")]
+    pub summary: bool,
+    /// Add perf's detailed events: -d L1/LLC data, -dd also icache and TLBs, -ddd prefetches
+    #[arg(short = 'd', long = "detailed", action = clap::ArgAction::Count)]
+    pub detailed: u8,
+    /// Count user space only, for every event
+    #[arg(long = "all-user", conflicts_with = "all_kernel")]
+    pub all_user: bool,
+    /// Count the kernel only, for every event
+    #[arg(long = "all-kernel")]
+    pub all_kernel: bool,
+    /// Metrics or metric groups from perf's per-CPU-model tables (needs a hardware PMU)
+    #[arg(short = 'M', long = "metrics", value_name = "METRIC[,GROUP...]")]
+    pub metrics: Option<String>,
+    /// perf's top-down analysis (needs a hardware PMU and -a)
+    #[arg(long = "topdown")]
+    pub topdown: bool,
+    /// Top-down level for --topdown
+    #[arg(long = "td-level", value_name = "N", requires = "topdown")]
+    pub td_level: Option<u32>,
     /// Write the counts to descriptor N instead of stderr
     #[arg(long = "log-fd", value_name = "N", conflicts_with = "output")]
     pub log_fd: Option<i32>,
@@ -242,7 +270,8 @@ impl StatArgs {
                 "no command given: try `ruperf stat -- ./prog args`, or -p PID, -t TID, -a".into(),
             ));
         }
-        let (events, tools) = if self.events.is_empty() {
+        self.check_metrics(g, cpus.is_some())?;
+        let (mut events, tools) = if self.events.is_empty() {
             // System-wide, perf counts cpu-clock where a task target gets task-clock.
             let default = if cpus.is_some() {
                 DEFAULT_EVENTS.replacen("task-clock", "cpu-clock", 1)
@@ -253,6 +282,13 @@ impl StatArgs {
         } else {
             parse_with_tools(&self.events, &g.sysroot)?
         };
+        for extra in DETAILED.iter().take(self.detailed as usize) {
+            let more = parse_event_args(&[extra.to_string()], &g.sysroot)?;
+            events.entries.extend(more.entries);
+        }
+        if self.all_user || self.all_kernel {
+            restrict_privilege(&mut events, self.all_user);
+        }
         let energy = events
             .energy()
             .map(|name| {
@@ -277,12 +313,13 @@ impl StatArgs {
         let exporter: Box<dyn StatExporter> = if self.quiet {
             Box::new(Quiet)
         } else if self.json {
-            Box::new(Json::new())
+            Box::new(Json::new().with_summary(self.summary))
         } else if let Some(sep) = &self.field_separator {
-            Box::new(Csv::new(sep))
+            Box::new(Csv::new(sep).with_summary(self.summary))
         } else {
             let mut t = Table::new(self.verbose);
             t.interval_clear = self.interval_clear;
+            t.summary = self.summary;
             // perf groups digits by default, after the locale (none in C/POSIX).
             let grouping = (!self.no_big_num).then(fdio::numeric_grouping).flatten();
             Box::new(t.grouped(grouping))
@@ -395,6 +432,49 @@ impl StatArgs {
             control: self.control.as_deref().map(parse_control).transpose()?,
             tools: Vec::new(),
         })
+    }
+}
+
+/// `--all-user` / `--all-kernel`: every event counts one side only, names unchanged (perf).
+fn restrict_privilege(events: &mut EventList, user: bool) {
+    for e in &mut events.entries {
+        if let crate::counters::event::Entry::Group { events, .. } = e {
+            for spec in events {
+                spec.exclude_kernel = user;
+                spec.exclude_hv = user;
+                spec.exclude_user = !user;
+                spec.explicit_privilege = true;
+            }
+        }
+    }
+}
+
+impl StatArgs {
+    /// `-M` and `--topdown` need perf's per-model metric tables and a hardware PMU: say in one
+    /// line what is missing here.
+    fn check_metrics(&self, g: &Globals, system_wide: bool) -> Result<()> {
+        let pmu = crate::counters::topology::hardware_pmu_present(&g.sysroot);
+        let missing = if pmu {
+            "ruperf has no per-CPU-model metric tables (perf's pmu-events) yet"
+        } else {
+            "no hardware PMU is present here (cycles is <not supported>)"
+        };
+        if let Some(m) = &self.metrics {
+            return Err(Error::Unavailable(format!(
+                "-M {m}: metric '{m}' cannot be measured: {missing}; the derived metrics after '#' (CPUs utilized, IPC, miss rates) need no -M"
+            )));
+        }
+        if self.topdown {
+            if !system_wide {
+                return Err(Error::Usage(
+                    "--topdown: top down event configuration requires system-wide mode (-a)".into(),
+                ));
+            }
+            return Err(Error::Unavailable(format!(
+                "--topdown cannot be measured: {missing}"
+            )));
+        }
+        Ok(())
     }
 }
 

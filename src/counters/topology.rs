@@ -122,6 +122,18 @@ pub fn top_cache_level(places: &[CpuPlace]) -> Option<u32> {
         .max()
 }
 
+/// True when sysfs lists a core PMU that counts cycles (`cpu`, hybrid `cpu_core`/`cpu_atom`,
+/// Arm's `armv8_*`): what perf's metric tables need.
+pub fn hardware_pmu_present(root: &Sysroot) -> bool {
+    let Ok(dir) = std::fs::read_dir(root.path("/sys/bus/event_source/devices")) else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let n = e.file_name().to_string_lossy().into_owned();
+        n == "cpu" || n == "cpu_core" || n == "cpu_atom" || n.starts_with("armv8")
+    })
+}
+
 /// Test helpers: write a fake topology under a directory.
 #[cfg(test)]
 pub mod fake {

@@ -522,3 +522,85 @@ fn digit_grouping_follows_the_locale_like_perf() {
         assert!(o.len() >= 4, "{o}");
     }
 }
+
+#[test]
+fn detailed_sets_and_summary_match_perf() {
+    require!(
+        have_perf(),
+        "Debian's perf is not installed (apt-get install linux-perf)"
+    );
+    let names = |t: &str| -> Vec<String> { csv(t).into_iter().map(|f| f[2].clone()).collect() };
+    for d in ["-d", "-dd", "-ddd"] {
+        let args = [d, "-x,", "-e", "task-clock", "true"];
+        let (ours, _) = stat(&ruperf_path(), &args);
+        let (theirs, _) = stat(perf(), &args);
+        assert_eq!(
+            names(&ours),
+            names(&theirs),
+            "{d}\nruperf:\n{ours}\nperf:\n{theirs}"
+        );
+    }
+    let args = [
+        "-I",
+        "100",
+        "--summary",
+        "-x,",
+        "-e",
+        "task-clock",
+        "sleep",
+        "0.25",
+    ];
+    let (ours, _) = stat(&ruperf_path(), &args);
+    let (theirs, _) = stat(perf(), &args);
+    let tags = |t: &str| -> Vec<String> {
+        csv(t)
+            .into_iter()
+            .filter(|f| f[0] == "summary")
+            .map(|f| f[3].clone())
+            .collect()
+    };
+    assert_eq!(tags(&ours), vec!["task-clock".to_string()], "{ours}");
+    assert_eq!(
+        tags(&ours),
+        tags(&theirs),
+        "ruperf:\n{ours}\nperf:\n{theirs}"
+    );
+    let sum: f64 = csv(&ours)
+        .iter()
+        .filter(|f| f[0] != "summary")
+        .map(|f| f[1].parse::<f64>().unwrap_or(0.0))
+        .sum();
+    let total: f64 = csv(&ours)
+        .iter()
+        .find(|f| f[0] == "summary")
+        .map(|f| f[1].parse().unwrap())
+        .unwrap();
+    assert!((sum - total).abs() < 0.05, "summary {total} vs rows {sum}");
+}
+
+#[test]
+fn privilege_flags_and_metric_requests() {
+    let out = Command::new(ruperf_path())
+        .args(["stat", "--all-user", "-v", "-e", "task-clock", "true"])
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&out.stderr);
+    assert!(t.contains("exclude_user 0 exclude_kernel 1"), "{t}");
+    assert!(
+        t.contains("task-clock") && !t.contains("task-clock:u"),
+        "{t}"
+    );
+    let out = Command::new(ruperf_path())
+        .args(["stat", "--all-kernel", "-v", "-e", "task-clock", "true"])
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&out.stderr);
+    assert!(t.contains("exclude_user 1 exclude_kernel 0"), "{t}");
+    let (e, code) = stat(&ruperf_path(), &["-M", "TopdownL1", "true"]);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("TopdownL1"), "{e}");
+    assert_ne!(code, 0);
+    let (e, code) = stat(&ruperf_path(), &["--topdown", "true"]);
+    assert_eq!(code, 64, "{e}");
+    assert!(e.contains("-a"), "{e}");
+}

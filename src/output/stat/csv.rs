@@ -18,6 +18,7 @@ pub struct Csv {
     /// Field separator.
     pub sep: String,
     interval_mode: bool,
+    summary: bool,
 }
 
 impl Csv {
@@ -26,7 +27,14 @@ impl Csv {
         Csv {
             sep: sep.to_string(),
             interval_mode: false,
+            summary: false,
         }
+    }
+
+    /// `--summary`: after `-I` rows, the totals on lines tagged `summary` (perf's layout).
+    pub fn with_summary(mut self, on: bool) -> Self {
+        self.summary = on;
+        self
     }
 
     /// Writes one counter line (with its newline).
@@ -42,6 +50,8 @@ impl Csv {
         let mut f = Fields::new(out, &self.sep);
         if let Some(t) = prefix {
             f.field(format_args!("{t:.9}"))?;
+        } else if self.interval_mode {
+            f.field(format_args!("{:>16}", "summary"))?;
         }
         if let Some(a) = &row.aggr {
             f.field(format_args!("{}", aggr::label(a)))?;
@@ -144,7 +154,7 @@ impl StatExporter for Csv {
         for note in energy_notes(res) {
             writeln!(out, "# {note}")?;
         }
-        if self.interval_mode || res.runs.is_empty() {
+        if (self.interval_mode && !self.summary) || res.runs.is_empty() {
             return Ok(());
         }
         let m = means(res);

@@ -15,12 +15,19 @@ use crate::output::{
 #[derive(Debug, Default)]
 pub struct Json {
     interval_mode: bool,
+    summary: bool,
 }
 
 impl Json {
     /// A JSON-lines exporter.
     pub fn new() -> Self {
         Json::default()
+    }
+
+    /// `--summary`: after `-I` rows, the totals too.
+    pub fn with_summary(mut self, on: bool) -> Self {
+        self.summary = on;
+        self
     }
 }
 
@@ -109,7 +116,7 @@ impl StatExporter for Json {
             }
             Ok(())
         };
-        if self.interval_mode || res.runs.is_empty() {
+        if (self.interval_mode && !self.summary) || res.runs.is_empty() {
             return emit_notes(out);
         }
         let m = means(res);

@@ -20,6 +20,8 @@ pub struct Table {
     grouping: Option<(String, Vec<u8>)>,
     /// `--interval-clear`: clear the terminal before each interval.
     pub interval_clear: bool,
+    /// `--summary`: after `-I` rows, print the totals as well.
+    pub summary: bool,
 }
 
 impl Table {
@@ -30,6 +32,7 @@ impl Table {
             header_done: false,
             grouping: None,
             interval_clear: false,
+            summary: false,
         }
     }
 
@@ -179,7 +182,7 @@ impl StatExporter for Table {
             }
         }
         let notes = energy_notes(res);
-        if self.header_done || res.runs.is_empty() {
+        if (self.header_done && !self.summary) || res.runs.is_empty() {
             // Interval mode prints its rows as they come and no totals, as perf does.
             for n in &notes {
                 writeln!(out, "  {n}")?;
