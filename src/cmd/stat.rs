@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use clap::Args;
 
+#[path = "stat_depth.rs"]
+mod depth_args;
+use depth_args::DepthArgs;
+
 use super::{parse_ids, reject_unknown_option, Globals};
 use crate::app::stat::aggr::AggrMode;
 use crate::app::stat::options::{split_tools, ControlFds, Delay, Depth, ToolEvent};
@@ -21,7 +25,7 @@ use crate::output::{Sink, StatExporter};
 use crate::sysroot::Sysroot;
 
 /// The aggregation flags, of which the last one given wins (as in perf).
-const PER_FLAGS: [&str; 7] = [
+pub(crate) const PER_FLAGS: [&str; 7] = [
     "no_aggr",
     "per_thread",
     "per_core",
@@ -71,86 +75,9 @@ pub struct StatArgs {
     /// With -a or -C: one count per CPU instead of the total
     #[arg(short = 'A', long = "no-aggr", overrides_with_all = PER_FLAGS)]
     pub no_aggr: bool,
-    /// With -p/-t: one count per thread
-    #[arg(long = "per-thread", overrides_with_all = PER_FLAGS)]
-    pub per_thread: bool,
-    /// With -a/-C: one count per physical core
-    #[arg(long = "per-core", overrides_with_all = PER_FLAGS)]
-    pub per_core: bool,
-    /// With -a/-C: one count per socket
-    #[arg(long = "per-socket", overrides_with_all = PER_FLAGS)]
-    pub per_socket: bool,
-    /// With -a/-C: one count per die
-    #[arg(long = "per-die", overrides_with_all = PER_FLAGS)]
-    pub per_die: bool,
-    /// With -a/-C: one count per NUMA node
-    #[arg(long = "per-node", overrides_with_all = PER_FLAGS)]
-    pub per_node: bool,
-    /// With -a/-C: one count per cache instance of LEVEL (L1..L4; default the last level)
-    #[arg(long = "per-cache", value_name = "LEVEL", num_args = 0..=1, default_missing_value = "", overrides_with_all = PER_FLAGS)]
-    pub per_cache: Option<String>,
-    /// Start counting MS milliseconds after the command starts (-1: start disabled, for --control)
-    #[arg(
-        short = 'D',
-        long = "delay",
-        value_name = "MS",
-        allow_hyphen_values = true
-    )]
-    pub delay: Option<i64>,
-    /// Stop the command and print the counts after MS milliseconds (at least 10)
-    #[arg(long = "timeout", value_name = "MS")]
-    pub timeout: Option<u64>,
-    /// Null run: open no counters, time the command only
-    #[arg(short = 'n', long = "null")]
-    pub null: bool,
-    /// Call sync() before each run
-    #[arg(short = 'S', long = "sync")]
-    pub sync: bool,
-    /// Shell command to run before each run
-    #[arg(long = "pre", value_name = "COMMAND")]
-    pub pre: Option<String>,
-    /// Shell command to run after each run
-    #[arg(long = "post", value_name = "COMMAND")]
-    pub post: Option<String>,
-    /// Commands (enable, disable, stop) on descriptor CTL; `ack` written to ACK: fd:CTL[,ACK]
-    #[arg(long = "control", value_name = "fd:CTL[,ACK]")]
-    pub control: Option<String>,
-    /// Print nothing (the command's own output stays)
-    #[arg(long = "quiet")]
-    pub quiet: bool,
-    /// Clear the screen before each interval (-I)
-    #[arg(long = "interval-clear", requires = "interval")]
-    pub interval_clear: bool,
-    /// Group digits with the locale's thousands separator (perf's default)
-    #[arg(short = 'B', long = "big-num", overrides_with = "no_big_num")]
-    pub big_num: bool,
-    /// Do not group digits
-    #[arg(long = "no-big-num", overrides_with = "big_num")]
-    pub no_big_num: bool,
-    /// With -I: print the totals after the interval rows too
-    #[arg(long = "summary", requires = "interval")]
-    pub summary: bool,
-    /// Add perf's detailed events: -d L1/LLC data, -dd also icache and TLBs, -ddd prefetches
-    #[arg(short = 'd', long = "detailed", action = clap::ArgAction::Count)]
-    pub detailed: u8,
-    /// Count user space only, for every event
-    #[arg(long = "all-user", conflicts_with = "all_kernel")]
-    pub all_user: bool,
-    /// Count the kernel only, for every event
-    #[arg(long = "all-kernel")]
-    pub all_kernel: bool,
-    /// Metrics or metric groups from perf's per-CPU-model tables (needs a hardware PMU)
-    #[arg(short = 'M', long = "metrics", value_name = "METRIC[,GROUP...]")]
-    pub metrics: Option<String>,
-    /// perf's top-down analysis (needs a hardware PMU and -a)
-    #[arg(long = "topdown")]
-    pub topdown: bool,
-    /// Top-down level for --topdown
-    #[arg(long = "td-level", value_name = "N", requires = "topdown")]
-    pub td_level: Option<u32>,
-    /// Write the counts to descriptor N instead of stderr
-    #[arg(long = "log-fd", value_name = "N", conflicts_with = "output")]
-    pub log_fd: Option<i32>,
+    /// Aggregation, timing, run control and format options beyond the basics.
+    #[command(flatten)]
+    pub more: Box<DepthArgs>,
     /// Run the command N times and print the mean with its spread
     #[arg(short = 'r', long = "repeat", value_name = "N", default_value_t = 1)]
     pub repeat: u32,
@@ -282,12 +209,12 @@ impl StatArgs {
         } else {
             parse_with_tools(&self.events, &g.sysroot)?
         };
-        for extra in DETAILED.iter().take(self.detailed as usize) {
+        for extra in DETAILED.iter().take(self.more.detailed as usize) {
             let more = parse_event_args(&[extra.to_string()], &g.sysroot)?;
             events.entries.extend(more.entries);
         }
-        if self.all_user || self.all_kernel {
-            restrict_privilege(&mut events, self.all_user);
+        if self.more.all_user || self.more.all_kernel {
+            restrict_privilege(&mut events, self.more.all_user);
         }
         let energy = events
             .energy()
@@ -305,23 +232,25 @@ impl StatArgs {
             .as_deref()
             .map(str::parse::<RaplSource>)
             .transpose()?;
-        let sink = match (&self.output, self.log_fd) {
+        let sink = match (&self.output, self.more.log_fd) {
             (Some(p), _) => Sink::file(p, self.append)?,
             (None, Some(fd)) => Sink::fd(fd)?,
             (None, None) => Sink::stderr(),
         };
-        let exporter: Box<dyn StatExporter> = if self.quiet {
+        let exporter: Box<dyn StatExporter> = if self.more.quiet {
             Box::new(Quiet)
         } else if self.json {
-            Box::new(Json::new().with_summary(self.summary))
+            Box::new(Json::new().with_summary(self.more.summary))
         } else if let Some(sep) = &self.field_separator {
-            Box::new(Csv::new(sep).with_summary(self.summary))
+            Box::new(Csv::new(sep).with_summary(self.more.summary))
         } else {
             let mut t = Table::new(self.verbose);
-            t.interval_clear = self.interval_clear;
-            t.summary = self.summary;
+            t.interval_clear = self.more.interval_clear;
+            t.summary = self.more.summary;
             // perf groups digits by default, after the locale (none in C/POSIX).
-            let grouping = (!self.no_big_num).then(fdio::numeric_grouping).flatten();
+            let grouping = (!self.more.no_big_num)
+                .then(fdio::numeric_grouping)
+                .flatten();
             Box::new(t.grouped(grouping))
         };
         let mut depth = self.depth()?;
@@ -376,17 +305,17 @@ fn parse_with_tools(
 impl StatArgs {
     /// The aggregation, timing and run-control options.
     fn depth(&self) -> Result<Depth> {
-        let aggr = if self.per_thread {
+        let aggr = if self.more.per_thread {
             Some(AggrMode::Thread)
-        } else if self.per_core {
+        } else if self.more.per_core {
             Some(AggrMode::Core)
-        } else if self.per_socket {
+        } else if self.more.per_socket {
             Some(AggrMode::Socket)
-        } else if self.per_die {
+        } else if self.more.per_die {
             Some(AggrMode::Die)
-        } else if self.per_node {
+        } else if self.more.per_node {
             Some(AggrMode::Node)
-        } else if let Some(level) = &self.per_cache {
+        } else if let Some(level) = &self.more.per_cache {
             let l = (!level.is_empty())
                 .then(|| AggrMode::cache_level(level))
                 .transpose()?;
@@ -394,7 +323,7 @@ impl StatArgs {
         } else {
             None
         };
-        let delay = match self.delay {
+        let delay = match self.more.delay {
             None | Some(0) => None,
             Some(-1) => Some(Delay::Disabled),
             Some(ms) if ms > 0 => Some(Delay::After(Duration::from_millis(ms as u64))),
@@ -404,18 +333,18 @@ impl StatArgs {
                 )))
             }
         };
-        if self.timeout.is_some_and(|t| t < 10) {
+        if self.more.timeout.is_some_and(|t| t < 10) {
             return Err(Error::Usage(
                 "--timeout: give at least 10 ms, as perf requires".into(),
             ));
         }
-        if self.timeout.is_some() && self.interval.is_some() {
+        if self.more.timeout.is_some() && self.interval.is_some() {
             return Err(Error::Usage(
                 "--timeout and -I cannot be combined (use --interval-count to stop after N rows)"
                     .into(),
             ));
         }
-        if delay == Some(Delay::Disabled) && self.control.is_none() {
+        if delay == Some(Delay::Disabled) && self.more.control.is_none() {
             return Err(Error::Usage(
                 "-D -1 starts with counters disabled: add --control fd:CTL to enable them".into(),
             ));
@@ -423,13 +352,18 @@ impl StatArgs {
         Ok(Depth {
             aggr,
             delay,
-            timeout: self.timeout.map(Duration::from_millis),
+            timeout: self.more.timeout.map(Duration::from_millis),
             forever: self.repeat == 0,
-            null: self.null,
-            sync: self.sync,
-            pre: self.pre.clone(),
-            post: self.post.clone(),
-            control: self.control.as_deref().map(parse_control).transpose()?,
+            null: self.more.null,
+            sync: self.more.sync,
+            pre: self.more.pre.clone(),
+            post: self.more.post.clone(),
+            control: self
+                .more
+                .control
+                .as_deref()
+                .map(parse_control)
+                .transpose()?,
             tools: Vec::new(),
         })
     }
@@ -459,12 +393,12 @@ impl StatArgs {
         } else {
             "no hardware PMU is present here (cycles is <not supported>)"
         };
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.more.metrics {
             return Err(Error::Unavailable(format!(
                 "-M {m}: metric '{m}' cannot be measured: {missing}; the derived metrics after '#' (CPUs utilized, IPC, miss rates) need no -M"
             )));
         }
-        if self.topdown {
+        if self.more.topdown {
             if !system_wide {
                 return Err(Error::Usage(
                     "--topdown: top down event configuration requires system-wide mode (-a)".into(),
