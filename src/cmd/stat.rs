@@ -255,6 +255,7 @@ impl StatArgs {
         };
         let mut depth = self.depth()?;
         depth.tools = tools;
+        depth.cgroups = self.cgroups(&mut events, cpus.is_some())?;
         let cfg = StatConfig {
             events,
             command: self.command,
@@ -365,7 +366,65 @@ impl StatArgs {
                 .map(parse_control)
                 .transpose()?,
             tools: Vec::new(),
+            cgroups: Vec::new(),
         })
+    }
+
+    /// `-G NAMES` (one per event in order; a single name applies to every event; an empty
+    /// name counts everywhere) or `--for-each-cgroup NAMES` (every event once per cgroup):
+    /// the cgroup of each counter event, expanding the list for the latter.
+    fn cgroups(&self, events: &mut EventList, system_wide: bool) -> Result<Vec<Option<String>>> {
+        let (flag, list) = match (&self.more.cgroup, &self.more.for_each_cgroup) {
+            (Some(g), None) => ("-G", g),
+            (None, Some(f)) => ("--for-each-cgroup", f),
+            (None, None) => return Ok(Vec::new()),
+            (Some(_), Some(_)) => {
+                return Err(Error::Usage(
+                    "-G and --for-each-cgroup cannot be combined: choose one".into(),
+                ))
+            }
+        };
+        if !system_wide {
+            return Err(Error::Usage(format!(
+                "{flag}: both cgroup and no-aggregation modes only available in system-wide mode (add -a or -C CPUS)"
+            )));
+        }
+        let names: Vec<Option<String>> = list
+            .split(',')
+            .map(|n| (!n.is_empty()).then(|| n.to_string()))
+            .collect();
+        let n = events.counters().count();
+        if flag == "-G" {
+            if names.len() == 1 {
+                return Ok(vec![names[0].clone(); n]);
+            }
+            if names.len() > n {
+                return Err(Error::Usage(format!(
+                    "-G {list}: {} cgroups for {n} events; give one cgroup per event, or one for all",
+                    names.len()
+                )));
+            }
+            return Ok(names);
+        }
+        let groups: Vec<_> = events
+            .entries
+            .iter()
+            .filter(|e| matches!(e, crate::counters::event::Entry::Group { .. }))
+            .cloned()
+            .collect();
+        let others: Vec<_> = events
+            .entries
+            .iter()
+            .filter(|e| !matches!(e, crate::counters::event::Entry::Group { .. }))
+            .cloned()
+            .collect();
+        events.entries = others;
+        let mut out = Vec::new();
+        for name in &names {
+            events.entries.extend(groups.iter().cloned());
+            out.extend(std::iter::repeat_n(name.clone(), n));
+        }
+        Ok(out)
     }
 }
 

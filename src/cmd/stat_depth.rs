@@ -86,6 +86,12 @@ pub struct DepthArgs {
     /// Top-down level for --topdown
     #[arg(long = "td-level", value_name = "N", requires = "topdown")]
     pub td_level: Option<u32>,
+    /// With -a/-C: count only in these cgroups, one per event in order (one name: all events)
+    #[arg(short = 'G', long = "cgroup", value_name = "NAME[,NAME...]")]
+    pub cgroup: Option<String>,
+    /// With -a/-C: count every event once in each of these cgroups
+    #[arg(long = "for-each-cgroup", value_name = "NAME[,NAME...]")]
+    pub for_each_cgroup: Option<String>,
     /// Write the counts to descriptor N instead of stderr
     #[arg(long = "log-fd", value_name = "N", conflicts_with = "output")]
     pub log_fd: Option<i32>,

@@ -6,7 +6,7 @@
 //! TOTAL_TIME_ENABLED|TOTAL_TIME_RUNNING, summed over slots, and are scaled for
 //! multiplexing exactly as perf does (value × enabled / running).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use perf_event_open_sys::bindings as b;
 use serde::Serialize;
@@ -213,6 +213,19 @@ impl Session {
         root: &Sysroot,
         on_exec: bool,
     ) -> Result<Session> {
+        Session::open_in_cgroups(list, target, opts, root, on_exec, &[])
+    }
+
+    /// As [`Session::open_gated`], counter `i` counting only the tasks of cgroup
+    /// `cgroups[i]` when that is given (`stat -G`; CPU targets only).
+    pub fn open_in_cgroups(
+        list: &EventList,
+        target: &Target,
+        opts: OpenOptions,
+        root: &Sysroot,
+        on_exec: bool,
+        cgroups: &[Option<BorrowedFd<'_>>],
+    ) -> Result<Session> {
         let mut counters = Vec::new();
         let total_fds: usize = list
             .counters()
@@ -242,6 +255,7 @@ impl Session {
                     root,
                     &target_desc,
                     on_exec,
+                    cgroups.get(counters.len()).copied().flatten(),
                 )?;
                 counters.push(counter);
             }
@@ -410,6 +424,7 @@ fn open_counter(
     root: &Sysroot,
     target_desc: &str,
     on_exec: bool,
+    cgroup: Option<BorrowedFd<'_>>,
 ) -> Result<Counter> {
     let counting_attr = |spec: &EventSpec, target: &Target, member, opts| {
         attr_for(spec, target, member, opts, on_exec)
@@ -452,7 +467,11 @@ fn open_counter(
     while i < slot_list.len() {
         let (pid, cpu) = slot_list[i];
         let group = leader.and_then(|l| l.fds.get(i)).map(|fd| fd.as_fd());
-        match sys::perf_event_open(&attr, pid, cpu, group) {
+        let opened = match cgroup {
+            Some(cg) if pid == -1 => sys::perf_event_open_cgroup(&attr, cg, cpu, group),
+            _ => sys::perf_event_open(&attr, pid, cpu, group),
+        };
+        match opened {
             Ok(fd) => {
                 fds.push(fd);
                 cpus.push(cpu);

@@ -1,5 +1,6 @@
 //! Safe perf_event layer: event grammar, PMU discovery, counter groups, ring buffers.
 
+pub mod cgroup;
 pub mod event;
 pub mod group;
 pub mod pmu;

@@ -604,3 +604,125 @@ fn privilege_flags_and_metric_requests() {
     assert_eq!(code, 64, "{e}");
     assert!(e.contains("-a"), "{e}");
 }
+
+/// A cgroup made for one test under the cgroup2 mount, removed on drop (its tasks are moved
+/// back to the root first).
+struct TestCgroup {
+    mount: std::path::PathBuf,
+    name: String,
+}
+
+impl TestCgroup {
+    fn new(name: &str) -> Option<TestCgroup> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mount = info.lines().find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| left.split_whitespace().nth(4).map(std::path::PathBuf::from))
+                .flatten()
+        })?;
+        let name = format!("{name}-{}", std::process::id());
+        std::fs::create_dir(mount.join(&name)).ok()?;
+        Some(TestCgroup { mount, name })
+    }
+
+    fn add(&self, pid: &str) -> bool {
+        std::fs::write(self.mount.join(&self.name).join("cgroup.procs"), pid).is_ok()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let dir = self.mount.join(&self.name);
+        if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+            for p in procs.lines() {
+                let _ = std::fs::write(self.mount.join("cgroup.procs"), p);
+            }
+        }
+        let _ = std::fs::remove_dir(&dir);
+    }
+}
+
+#[test]
+fn cgroups_count_like_perf() {
+    require!(
+        have_perf(),
+        "Debian's perf is not installed (apt-get install linux-perf)"
+    );
+    let busy = TestCgroup::new("ruperf-busy");
+    require!(
+        busy.is_some(),
+        "cannot create a cgroup under the cgroup2 mount (needs root and cgroup2)"
+    );
+    let busy = busy.unwrap();
+    let idle = TestCgroup::new("ruperf-idle").expect("second cgroup");
+    let bg = Background::start("ticker", &[], 50);
+    assert!(
+        busy.add(&bg.pid()),
+        "moving the workload into {}",
+        busy.name
+    );
+    let list = format!("{},{}", busy.name, idle.name);
+    let args = [
+        "-a",
+        "-x,",
+        "-e",
+        "context-switches",
+        "--for-each-cgroup",
+        &list,
+        "sleep",
+        "0.5",
+    ];
+    let (ours, code) = stat(&ruperf_path(), &args);
+    assert_eq!(code, 0, "{ours}");
+    let (theirs, _) = stat(perf(), &args);
+    let rows = |t: &str| -> Vec<(String, String)> {
+        csv(t)
+            .into_iter()
+            .map(|f| (f[3].clone(), f[0].clone()))
+            .collect()
+    };
+    let (o, t) = (rows(&ours), rows(&theirs));
+    assert_eq!(o.len(), 2, "{ours}");
+    assert_eq!(o[0].0, busy.name);
+    assert_eq!(
+        o.iter().map(|r| &r.0).collect::<Vec<_>>(),
+        t.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+    // The idle cgroup: `<not counted>` in both; the busy one: ~1000 switches/s in both.
+    assert_eq!(o[1].1, "<not counted>", "{ours}");
+    assert_eq!(t[1].1, "<not counted>", "{theirs}");
+    let (ob, tb): (f64, f64) = (o[0].1.parse().unwrap(), t[0].1.parse().unwrap());
+    assert!(ob > 100.0, "{ours}");
+    assert!(
+        (ob - tb).abs() < 0.4 * tb.max(ob),
+        "ruperf {ob} vs perf {tb}"
+    );
+    // -G with one name applies to every event; an unknown cgroup is one line naming it.
+    let g = [
+        "-a",
+        "-x,",
+        "-e",
+        "context-switches,cpu-clock",
+        "-G",
+        &busy.name,
+        "sleep",
+        "0.2",
+    ];
+    let (ours, _) = stat(&ruperf_path(), &g);
+    let (theirs, _) = stat(perf(), &g);
+    let names = |t: &str| -> Vec<String> { csv(t).into_iter().map(|f| f[3].clone()).collect() };
+    assert_eq!(
+        names(&ours),
+        names(&theirs),
+        "ruperf:\n{ours}\nperf:\n{theirs}"
+    );
+    let (e, code) = stat(&ruperf_path(), &["-a", "-G", "no-such-cgroup", "true"]);
+    assert_eq!(code, 64, "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("no-such-cgroup") && e.contains("ls "), "{e}");
+    let (e, code) = stat(&ruperf_path(), &["-G", &busy.name, "true"]);
+    assert_eq!(code, 64, "{e}");
+    drop(bg);
+}

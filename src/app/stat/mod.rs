@@ -80,6 +80,9 @@ pub struct CounterRow {
     /// The unit this row sums (`--per-core`, `--per-thread`, …); None for a total.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aggr: Option<Aggr>,
+    /// The cgroup this row counts in (`-G`, `--for-each-cgroup`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
     /// Event name as perf prints it.
     pub name: String,
     /// Event family.
@@ -110,6 +113,7 @@ impl CounterRow {
         CounterRow {
             cpu: None,
             aggr: None,
+            cgroup: None,
             name: name.into(),
             class,
             status: Status::Counted,
@@ -293,6 +297,7 @@ pub(super) fn rows(
     counts: &[RawCount],
     scale: bool,
     units: &[Unit],
+    cgroups: &[Option<String>],
 ) -> Vec<CounterRow> {
     layout
         .iter()
@@ -300,8 +305,11 @@ pub(super) fn rows(
         .map(|(s, raw)| {
             let c = &session.counters[s.counter];
             let unit = s.unit.and_then(|u| units.get(u));
-            // perf shows a thread that never ran as `<not counted>`.
-            let idle_thread = matches!(unit, Some(u) if matches!(u.id, AggrId::Thread { .. }))
+            // perf shows a thread that never ran, or a cgroup none of whose tasks ran, as
+            // `<not counted>`.
+            let cg = cgroups.get(s.counter).cloned().flatten();
+            let idle_thread = (cg.is_some()
+                || matches!(unit, Some(u) if matches!(u.id, AggrId::Thread { .. })))
                 && raw.enabled == 0;
             let (status, count, reason) = match &c.status {
                 OpenStatus::NotSupported(why) => (Status::NotSupported, 0.0, Some(why.clone())),
@@ -324,6 +332,7 @@ pub(super) fn rows(
                     id: u.id.clone(),
                     nr: u.cpus.len() as u32,
                 }),
+                cgroup: cg,
                 name: c.spec.name.clone(),
                 class: c.spec.class.clone(),
                 status,
@@ -349,6 +358,7 @@ pub(super) fn interval_row(
     prev_time: f64,
     scale: bool,
     units: &[Unit],
+    cgroups: &[Option<String>],
     energy: Option<&mut EnergySession>,
 ) -> Result<IntervalRow> {
     let deltas: Vec<RawCount> = counts
@@ -359,7 +369,7 @@ pub(super) fn interval_row(
     Ok(IntervalRow {
         time: now,
         length: now - prev_time,
-        counters: rows(session, layout, &deltas, scale, units),
+        counters: rows(session, layout, &deltas, scale, units, cgroups),
         energy: energy.map(EnergySession::interval).transpose()?,
     })
 }

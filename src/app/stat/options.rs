@@ -44,6 +44,8 @@ pub struct Depth {
     pub post: Option<String>,
     /// `--control fd:CTL[,ACK]`.
     pub control: Option<ControlFds>,
+    /// The cgroup of each counter event, in event order (`-G`, `--for-each-cgroup`).
+    pub cgroups: Vec<Option<String>>,
     /// Tool events, each with the number of counter events given before it.
     pub tools: Vec<(usize, ToolEvent)>,
 }

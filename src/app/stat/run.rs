@@ -12,6 +12,7 @@ use super::{
     interval_row, read_counts, rows, CounterRow, IntervalRow, Layout, RunResult, Shape, StatConfig,
     StatResult, Status,
 };
+use crate::counters::cgroup;
 use crate::counters::event::{EventClass, EventList};
 use crate::counters::group::{describe_attr, RawCount, Session, Target};
 use crate::energy::EnergySession;
@@ -240,7 +241,24 @@ fn start<'a>(
     let none = EventList::default();
     let events = if cfg.depth.null { &none } else { &cfg.events };
     let at_exec = cfg.depth.delay.is_none();
-    let session = Session::open_gated(events, &target, cfg.open, &cfg.sysroot, at_exec)?;
+    // The cgroups' directories are needed only while the counters are opened.
+    let dirs: Vec<Option<cgroup::Cgroup>> = cfg
+        .depth
+        .cgroups
+        .iter()
+        .map(|c| {
+            c.as_deref()
+                .map(|n| cgroup::open(&cfg.sysroot, n))
+                .transpose()
+        })
+        .collect::<Result<_>>()?;
+    let fds: Vec<Option<BorrowedFd<'_>>> = dirs
+        .iter()
+        .map(|d| d.as_ref().map(|c| c.dir.as_fd()))
+        .collect();
+    let session = Session::open_in_cgroups(events, &target, cfg.open, &cfg.sysroot, at_exec, &fds)?;
+    drop(fds);
+    drop(dirs);
     if first {
         result.attrs = session
             .counters
@@ -347,6 +365,7 @@ fn tick(
         st.prev_time,
         live.cfg.scale,
         &live.units,
+        &live.cfg.depth.cgroups,
         energy,
     )?;
     on_interval(&row);
@@ -441,6 +460,7 @@ fn tool_row(t: ToolEvent, elapsed: f64, times: Option<ChildTimes>) -> CounterRow
     CounterRow {
         cpu: None,
         aggr: None,
+        cgroup: None,
         name: t.name().into(),
         class: EventClass::Software,
         status: if ns == 0 {
@@ -535,12 +555,20 @@ pub(super) fn run_once(
             st.prev_time,
             cfg.scale,
             &live.units,
+            &cfg.depth.cgroups,
             energy.as_deref_mut(),
         )?;
         on_interval(&row);
     }
     let energy = energy.map(EnergySession::finish).transpose()?;
-    let mut counters = rows(&live.session, &layout, &counts, cfg.scale, &live.units);
+    let mut counters = rows(
+        &live.session,
+        &layout,
+        &counts,
+        cfg.scale,
+        &live.units,
+        &cfg.depth.cgroups,
+    );
     add_tools(cfg, &mut counters, elapsed, times);
     if let Some(post) = &cfg.depth.post {
         shell(post, "--post")?;

@@ -64,6 +64,9 @@ impl Csv {
         f.field(format_args!("{value}"))?;
         f.field(format_args!("{unit}"))?;
         f.field(format_args!("{}", row.name))?;
+        if let Some(cg) = &row.cgroup {
+            f.field(format_args!("{cg}"))?;
+        }
         if let Some(n) = noise {
             f.field(format_args!("{n:.2}%"))?;
         }

@@ -53,6 +53,9 @@ pub fn object(interval: Option<f64>, row: &CounterRow, ctx: &Context, noise: Opt
     o.insert("counter-value".into(), json!(value));
     o.insert("unit".into(), json!(unit));
     o.insert("event".into(), json!(row.name));
+    if let Some(cg) = &row.cgroup {
+        o.insert("cgroup".into(), json!(cg));
+    }
     if let Some(n) = noise {
         o.insert("variance".into(), json!(n));
     }

@@ -94,7 +94,14 @@ fn line(
         (None, Some(c)) => format!("CPU{c:<7} "),
         (None, None) => String::new(),
     };
-    let s = format!("{cpu}{value:>18} {unit:<uw$} {:<32} ", row.name);
+    let s = match &row.cgroup {
+        // perf: the event name in 25 columns, then the cgroup.
+        Some(cg) => format!(
+            "{cpu}{value:>18} {unit:<uw$} {:<32} ",
+            format!("{:<25} {cg}", row.name)
+        ),
+        None => format!("{cpu}{value:>18} {unit:<uw$} {:<32} ", row.name),
+    };
     let shown = CounterRow {
         count,
         ..row.clone()
