@@ -12,7 +12,7 @@ use depth_args::DepthArgs;
 
 use super::{parse_ids, reject_unknown_option, Globals};
 use crate::app::stat::aggr::AggrMode;
-use crate::app::stat::options::{split_tools, ControlFds, Delay, Depth, ToolEvent};
+use crate::app::stat::options::{split_tools, top_level, ControlFds, Delay, Depth, ToolEvent};
 use crate::app::stat::{self, IntervalRow, StatConfig, StatResult};
 use crate::counters::event::{parse_event_args, EventList};
 use crate::counters::group::OpenOptions;
@@ -287,20 +287,95 @@ fn parse_with_tools(
     root: &Sysroot,
 ) -> Result<(EventList, Vec<(usize, ToolEvent)>)> {
     let (runs, tools) = split_tools(args);
-    if tools.is_empty() {
+    let termed = runs
+        .iter()
+        .flat_map(|r| top_level(r))
+        .any(|t| t.contains('/'));
+    if tools.is_empty() && !termed {
         return Ok((parse_event_args(args, root)?, tools));
     }
     let mut list = EventList::default();
     let mut before = Vec::with_capacity(runs.len());
     for run in &runs {
         before.push(list.counters().count());
-        if !run.is_empty() {
-            list.entries
-                .extend(parse_event_args(std::slice::from_ref(run), root)?.entries);
-        }
+        list.entries.extend(parse_run(run, root)?.entries);
     }
     let tools = tools.into_iter().map(|(r, t)| (before[r], t)).collect();
     Ok((list, tools))
+}
+
+/// Parses one run of ordinary events, where named events may carry perf's `/terms/`
+/// (`cpu-clock/period=1000/`, `task-clock/name=tc/u`).
+fn parse_run(run: &str, root: &Sysroot) -> Result<EventList> {
+    let mut list = EventList::default();
+    let mut plain: Vec<&str> = Vec::new();
+    let flush = |plain: &mut Vec<&str>, list: &mut EventList| -> Result<()> {
+        if !plain.is_empty() {
+            let l = parse_event_args(&[plain.join(",")], root)?;
+            list.entries.extend(l.entries);
+            plain.clear();
+        }
+        Ok(())
+    };
+    for tok in top_level(run) {
+        match with_terms(tok, root)? {
+            Some((base, name)) => {
+                flush(&mut plain, &mut list)?;
+                let mut l = parse_event_args(&[base], root)?;
+                for e in &mut l.entries {
+                    if let crate::counters::event::Entry::Group { events, .. } = e {
+                        for spec in events {
+                            spec.name = name.clone();
+                        }
+                    }
+                }
+                list.entries.extend(l.entries);
+            }
+            None if !tok.trim().is_empty() => plain.push(tok),
+            None => {}
+        }
+    }
+    flush(&mut plain, &mut list)?;
+    Ok(list)
+}
+
+/// `NAME/terms/MODS` on an event that is not a PMU: the event to parse (`NAME:MODS`) and the
+/// name perf prints (the spelling given, or `name=`). Terms that would change what a counting
+/// event counts are refused rather than ignored.
+fn with_terms(tok: &str, root: &Sysroot) -> Result<Option<(String, String)>> {
+    let tok = tok.trim();
+    let Some((prefix, rest)) = tok.split_once('/') else {
+        return Ok(None);
+    };
+    let is_pmu = root
+        .path(format!("/sys/bus/event_source/devices/{prefix}"))
+        .exists();
+    if prefix.is_empty() || prefix.contains([':', '{', '}']) || is_pmu {
+        return Ok(None);
+    }
+    let Some((terms, mods)) = rest.rsplit_once('/') else {
+        return Ok(None);
+    };
+    let mut name = tok.to_string();
+    for t in terms.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let (k, v) = t.split_once('=').unwrap_or((t, ""));
+        match k {
+            "name" if !v.is_empty() => name = v.to_string(),
+            // Sampling settings: no effect on a count.
+            "period" | "freq" => {}
+            _ => {
+                return Err(Error::Event(format!(
+                    "unknown term '{k}' in '{tok}' (terms on a named event in stat: name=NAME, period=N, freq=N)"
+                )))
+            }
+        }
+    }
+    let base = if mods.is_empty() {
+        prefix.to_string()
+    } else {
+        format!("{prefix}:{mods}")
+    };
+    Ok(Some((base, name)))
 }
 
 impl StatArgs {

@@ -726,3 +726,34 @@ fn cgroups_count_like_perf() {
     assert_eq!(code, 64, "{e}");
     drop(bg);
 }
+
+#[test]
+fn terms_on_named_events_match_perf() {
+    require!(
+        have_perf(),
+        "Debian's perf is not installed (apt-get install linux-perf)"
+    );
+    let args = [
+        "-x,",
+        "-e",
+        "cpu-clock/period=1000/,task-clock/name=tc/,page-faults/period=1/u,duration_time",
+        "true",
+    ];
+    let (ours, code) = stat(&ruperf_path(), &args);
+    assert_eq!(code, 0, "{ours}");
+    let (theirs, _) = stat(perf(), &args);
+    let names = |t: &str| -> Vec<(String, String)> {
+        csv(t)
+            .into_iter()
+            .map(|f| (f[1].clone(), f[2].clone()))
+            .collect()
+    };
+    assert_eq!(
+        names(&ours),
+        names(&theirs),
+        "ruperf:\n{ours}\nperf:\n{theirs}"
+    );
+    let (e, code) = stat(&ruperf_path(), &["-e", "cpu-clock/bogus=1/", "true"]);
+    assert_eq!(code, 64, "{e}");
+    assert!(e.contains("bogus") && e.lines().count() == 1, "{e}");
+}

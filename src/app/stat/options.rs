@@ -104,7 +104,8 @@ pub fn split_tools(args: &[String]) -> (Vec<String>, Vec<(usize, ToolEvent)>) {
     (joined, tools)
 }
 
-fn top_level(s: &str) -> Vec<&str> {
+/// Splits an event list at commas outside `{}` and `/terms/`.
+pub fn top_level(s: &str) -> Vec<&str> {
     let (mut depth, mut slash, mut start) = (0i32, false, 0);
     let mut out = Vec::new();
     for (i, ch) in s.char_indices() {
