@@ -255,6 +255,7 @@ impl StatArgs {
         };
         let mut depth = self.depth()?;
         depth.tools = tools;
+        depth.filter = self.filter_target(&events)?;
         depth.cgroups = self.cgroups(&mut events, cpus.is_some())?;
         let cfg = StatConfig {
             events,
@@ -442,7 +443,24 @@ impl StatArgs {
                 .transpose()?,
             tools: Vec::new(),
             cgroups: Vec::new(),
+            filter: None,
         })
+    }
+
+    /// `--filter` applies to the last event given, which must be a tracepoint (perf).
+    fn filter_target(&self, events: &EventList) -> Result<Option<(usize, String)>> {
+        let Some(f) = &self.more.filter else {
+            return Ok(None);
+        };
+        let n = events.counters().count();
+        match events.counters().last() {
+            Some(e) if e.class == crate::counters::event::EventClass::Tracepoint => {
+                Ok(Some((n - 1, f.clone())))
+            }
+            _ => Err(Error::Usage(
+                "--filter option should follow a -e tracepoint option (e.g. -e syscalls:sys_enter_write --filter 'fd == 1')".into(),
+            )),
+        }
     }
 
     /// `-G NAMES` (one per event in order; a single name applies to every event; an empty

@@ -92,6 +92,9 @@ pub struct DepthArgs {
     /// With -a/-C: count every event once in each of these cgroups
     #[arg(long = "for-each-cgroup", value_name = "NAME[,NAME...]")]
     pub for_each_cgroup: Option<String>,
+    /// Tracepoint filter for the last event, e.g. 'fd == 1' (the tracepoint's format fields)
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Option<String>,
     /// Write the counts to descriptor N instead of stderr
     #[arg(long = "log-fd", value_name = "N", conflicts_with = "output")]
     pub log_fd: Option<i32>,

@@ -343,6 +343,24 @@ impl Session {
             .collect()
     }
 
+    /// Applies a tracepoint filter to counter `i` on every descriptor (`stat --filter`).
+    pub fn set_filter(&self, i: usize, filter: &str) -> Result<()> {
+        let Some(c) = self.counters.get(i) else {
+            return Ok(());
+        };
+        let text = std::ffi::CString::new(filter)
+            .map_err(|_| Error::Usage("--filter: the filter has a NUL byte".into()))?;
+        for fd in &c.fds {
+            sys::set_filter(fd.as_fd(), &text).map_err(|e| {
+                Error::Usage(format!(
+                    "--filter '{filter}' on {}: the kernel refused it ({e}); check the field names in the tracepoint's format file",
+                    c.spec.name
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
     /// The threads the counters were opened on, in slot order (empty for CPU targets).
     pub fn threads(&self) -> Vec<i32> {
         let mut v: Vec<i32> = Vec::new();

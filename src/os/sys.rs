@@ -116,6 +116,16 @@ pub fn event_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(id)
 }
 
+/// PERF_EVENT_IOC_SET_FILTER: a tracepoint filter expression (`fd == 1 && count > 2`).
+pub fn set_filter(fd: BorrowedFd<'_>, filter: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: SET_FILTER reads a NUL-terminated string through the pointer and does not keep
+    // it; `filter` outlives the call and the kernel never writes through it.
+    check(unsafe {
+        perf_event_open_sys::ioctls::SET_FILTER(fd.as_raw_fd(), filter.as_ptr() as *mut _)
+    } as _)?;
+    Ok(())
+}
+
 /// PERF_EVENT_IOC_SET_OUTPUT: send `fd`'s records into `target`'s ring buffer.
 pub fn set_output(fd: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: SET_OUTPUT takes another perf fd as an integer; both are live descriptors.

@@ -757,3 +757,41 @@ fn terms_on_named_events_match_perf() {
     assert_eq!(code, 64, "{e}");
     assert!(e.contains("bogus") && e.lines().count() == 1, "{e}");
 }
+
+#[test]
+fn tracepoint_filter_matches_perf() {
+    require!(
+        have_perf(),
+        "Debian's perf is not installed (apt-get install linux-perf)"
+    );
+    require!(
+        crate::common::tracefs().is_some(),
+        "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+    );
+    for filter in ["fd == 5", "count == 3", "count > 0"] {
+        let args = [
+            "-x,",
+            "-e",
+            "syscalls:sys_enter_write",
+            "--filter",
+            filter,
+            "--",
+            "sh",
+            "-c",
+            "echo a; echo bb >&2; echo ccc >&2",
+        ];
+        let (ours, code) = stat(&ruperf_path(), &args);
+        assert_eq!(code, 0, "{ours}");
+        let (theirs, _) = stat(perf(), &args);
+        let (o, t) = (
+            value(&ours, "syscalls:sys_enter_write"),
+            value(&theirs, "syscalls:sys_enter_write"),
+        );
+        assert_eq!(o, t, "{filter}: ruperf {o} perf {t}");
+    }
+    let (e, code) = stat(
+        &ruperf_path(),
+        &["-e", "page-faults", "--filter", "fd == 1", "true"],
+    );
+    assert_eq!(code, 64, "{e}");
+}

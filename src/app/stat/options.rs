@@ -46,6 +46,8 @@ pub struct Depth {
     pub control: Option<ControlFds>,
     /// The cgroup of each counter event, in event order (`-G`, `--for-each-cgroup`).
     pub cgroups: Vec<Option<String>>,
+    /// `--filter`: a tracepoint filter for the counter at this index (the last event).
+    pub filter: Option<(usize, String)>,
     /// Tool events, each with the number of counter events given before it.
     pub tools: Vec<(usize, ToolEvent)>,
 }

@@ -259,6 +259,11 @@ fn start<'a>(
     let session = Session::open_in_cgroups(events, &target, cfg.open, &cfg.sysroot, at_exec, &fds)?;
     drop(fds);
     drop(dirs);
+    if let Some((i, f)) = &cfg.depth.filter {
+        if !cfg.depth.null {
+            session.set_filter(*i, f)?;
+        }
+    }
     if first {
         result.attrs = session
             .counters
