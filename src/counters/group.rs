@@ -6,7 +6,7 @@
 //! TOTAL_TIME_ENABLED|TOTAL_TIME_RUNNING, summed over slots, and are scaled for
 //! multiplexing exactly as perf does (value × enabled / running).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use perf_event_open_sys::bindings as b;
 use serde::Serialize;
@@ -201,6 +201,31 @@ impl Session {
         opts: OpenOptions,
         root: &Sysroot,
     ) -> Result<Session> {
+        Session::open_gated(list, target, opts, root, true)
+    }
+
+    /// As [`Session::open`]; with `on_exec` false a launched command's counters are not
+    /// enabled at its exec but stay off until [`Session::enable`] (`stat -D`).
+    pub fn open_gated(
+        list: &EventList,
+        target: &Target,
+        opts: OpenOptions,
+        root: &Sysroot,
+        on_exec: bool,
+    ) -> Result<Session> {
+        Session::open_in_cgroups(list, target, opts, root, on_exec, &[])
+    }
+
+    /// As [`Session::open_gated`], counter `i` counting only the tasks of cgroup
+    /// `cgroups[i]` when that is given (`stat -G`; CPU targets only).
+    pub fn open_in_cgroups(
+        list: &EventList,
+        target: &Target,
+        opts: OpenOptions,
+        root: &Sysroot,
+        on_exec: bool,
+        cgroups: &[Option<BorrowedFd<'_>>],
+    ) -> Result<Session> {
         let mut counters = Vec::new();
         let total_fds: usize = list
             .counters()
@@ -234,9 +259,11 @@ impl Session {
                         opts,
                         root,
                         target_desc: &target_desc,
+                        on_exec,
                         may_retry: attempts_left > 0,
                     };
-                    match open_counter(spec, member, leader, &ctx)? {
+                    let cgroup = cgroups.get(counters.len()).copied().flatten();
+                    match open_counter(spec, member, leader, &ctx, cgroup)? {
                         Opened::Counter(c) => counters.push(*c),
                         Opened::Retry => continue 'group,
                     }
@@ -309,6 +336,56 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Reads every counter per thread it was opened on (`--per-thread`): one (tid, reading)
+    /// per descriptor. Unsupported counters give an empty list.
+    pub fn read_per_task(&self) -> Result<Vec<Vec<(i32, RawCount)>>> {
+        self.counters
+            .iter()
+            .map(|c| {
+                let mut each = Vec::with_capacity(c.fds.len());
+                let mut k = 0;
+                c.read_each(|_, r| {
+                    each.push((c.pids.get(k).copied().unwrap_or(-1), r));
+                    k += 1;
+                })?;
+                Ok(each)
+            })
+            .collect()
+    }
+
+    /// Applies a tracepoint filter to counter `i` on every descriptor (`stat --filter`).
+    pub fn set_filter(&self, i: usize, filter: &str) -> Result<()> {
+        let Some(c) = self.counters.get(i) else {
+            return Ok(());
+        };
+        let text = std::ffi::CString::new(filter)
+            .map_err(|_| Error::Usage("--filter: the filter has a NUL byte".into()))?;
+        for fd in &c.fds {
+            sys::set_filter(fd.as_fd(), &text).map_err(|e| {
+                Error::Usage(format!(
+                    "--filter '{filter}' on {}: the kernel refused it ({e}); check the field names in the tracepoint's format file",
+                    c.spec.name
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The threads the counters were opened on, in slot order (empty for CPU targets).
+    pub fn threads(&self) -> Vec<i32> {
+        let mut v: Vec<i32> = Vec::new();
+        for c in &self.counters {
+            for &p in &c.pids {
+                if p > 0 && !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+        }
+        v
+    }
+}
+
 impl Counter {
     /// Reads each descriptor and hands `f` its CPU and reading (no allocation: `read` runs on
     /// every `-I` tick).
@@ -341,13 +418,24 @@ pub fn counting_attr(
     member: bool,
     opts: OpenOptions,
 ) -> sys::Attr {
+    attr_for(spec, target, member, opts, true)
+}
+
+/// [`counting_attr`], with enable_on_exec only when `on_exec`.
+fn attr_for(
+    spec: &EventSpec,
+    target: &Target,
+    member: bool,
+    opts: OpenOptions,
+    on_exec: bool,
+) -> sys::Attr {
     let mut a = spec.to_attr();
     a.read_format = (b::PERF_FORMAT_TOTAL_TIME_ENABLED | b::PERF_FORMAT_TOTAL_TIME_RUNNING) as u64;
     let task = !matches!(target, Target::Cpus(_)) && spec.cpus.is_none();
     a.set_inherit((opts.inherit && task) as u64);
     if !member {
         a.set_disabled(1);
-        if matches!(target, Target::Child(_) | Target::Inherited) {
+        if on_exec && matches!(target, Target::Child(_) | Target::Inherited) {
             a.set_enable_on_exec(1);
         }
     }
@@ -365,6 +453,8 @@ struct OpenCtx<'a> {
     opts: OpenOptions,
     root: &'a Sysroot,
     target_desc: &'a str,
+    /// Launched-command counters start at the command's exec (`enable_on_exec`).
+    on_exec: bool,
     /// A member refused for a moved or dying leader context asks for the group to be opened
     /// again instead of failing.
     may_retry: bool,
@@ -382,6 +472,7 @@ fn open_counter(
     member: bool,
     leader: Option<&Counter>,
     ctx: &OpenCtx<'_>,
+    cgroup: Option<BorrowedFd<'_>>,
 ) -> Result<Opened> {
     let OpenCtx {
         entry,
@@ -389,8 +480,12 @@ fn open_counter(
         opts,
         root,
         target_desc,
+        on_exec,
         ..
     } = *ctx;
+    let counting_attr = |spec: &EventSpec, target: &Target, member, opts| {
+        attr_for(spec, target, member, opts, on_exec)
+    };
     let not_supported = |spec: &EventSpec, attr, why: String| Counter {
         spec: spec.clone(),
         entry,
@@ -450,7 +545,11 @@ fn open_counter(
     while i < slot_list.len() {
         let (pid, cpu) = slot_list[i];
         let group = leader.and_then(|l| l.fds.get(i)).map(|fd| fd.as_fd());
-        match sys::perf_event_open(&attr, pid, cpu, group) {
+        let opened = match cgroup {
+            Some(cg) if pid == -1 => sys::perf_event_open_cgroup(&attr, cg, cpu, group),
+            _ => sys::perf_event_open(&attr, pid, cpu, group),
+        };
+        match opened {
             Ok(fd) => {
                 fds.push(fd);
                 cpus.push(cpu);

@@ -1,9 +1,11 @@
 //! Safe perf_event layer: event grammar, PMU discovery, counter groups, ring buffers.
 
+pub mod cgroup;
 pub mod event;
 pub mod group;
 pub mod pmu;
 pub mod sampler;
+pub mod topology;
 
 use std::io;
 

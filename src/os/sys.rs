@@ -101,6 +101,28 @@ pub mod hooks {
     }
 }
 
+/// perf_event_open counting only tasks of the cgroup whose directory `cgroup` is open on
+/// (PERF_FLAG_PID_CGROUP; CPU-wide, so `cpu` must be a CPU).
+pub fn perf_event_open_cgroup(
+    attr: &Attr,
+    cgroup: BorrowedFd<'_>,
+    cpu: i32,
+    group: Option<BorrowedFd<'_>>,
+) -> io::Result<OwnedFd> {
+    let mut attr = *attr;
+    let group_fd = group.map_or(-1, |fd| fd.as_raw_fd());
+    let flags = (bindings::PERF_FLAG_FD_CLOEXEC | bindings::PERF_FLAG_PID_CGROUP) as libc::c_ulong;
+    // SAFETY: as in perf_event_open: a local attr copy outlives the call; the cgroup
+    // descriptor is borrowed, so it stays open for the duration of the call.
+    let ret = unsafe {
+        perf_event_open_sys::perf_event_open(&mut attr, cgroup.as_raw_fd(), cpu, group_fd, flags)
+            as libc::c_long
+    };
+    let fd = check(ret)? as i32;
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// What an ioctl applies to: the event alone or its whole group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -139,6 +161,16 @@ pub fn event_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     // SAFETY: ID writes one u64 through the pointer, which points at a live local.
     check(unsafe { perf_event_open_sys::ioctls::ID(fd.as_raw_fd(), &mut id) } as _)?;
     Ok(id)
+}
+
+/// PERF_EVENT_IOC_SET_FILTER: a tracepoint filter expression (`fd == 1 && count > 2`).
+pub fn set_filter(fd: BorrowedFd<'_>, filter: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: SET_FILTER reads a NUL-terminated string through the pointer and does not keep
+    // it; `filter` outlives the call and the kernel never writes through it.
+    check(unsafe {
+        perf_event_open_sys::ioctls::SET_FILTER(fd.as_raw_fd(), filter.as_ptr() as *mut _)
+    } as _)?;
+    Ok(())
 }
 
 /// PERF_EVENT_IOC_SET_OUTPUT: send `fd`'s records into `target`'s ring buffer.

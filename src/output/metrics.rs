@@ -2,6 +2,7 @@
 
 use perf_event_open_sys::bindings as b;
 
+use crate::app::stat::aggr::Aggr;
 use crate::app::stat::{CounterRow, Status};
 use crate::counters::event::EventClass;
 
@@ -28,25 +29,31 @@ pub enum Style {
 }
 
 /// What metrics are computed from: the totals of a set of rows, kept separately for each CPU
-/// when the rows are per CPU (`-A`), so that a CPU's metrics use that CPU's counts only.
+/// (`-A`) or unit (`--per-*`) when the rows are split, so that a CPU's or unit's metrics use
+/// its own counts only.
 #[derive(Debug, Default, Clone)]
 pub struct Context {
-    sets: Vec<(Option<u32>, Totals)>,
+    sets: Vec<(Key, Totals)>,
+}
+
+/// Which split a row belongs to.
+type Key = (Option<u32>, Option<Aggr>);
+
+fn key_of(r: &CounterRow) -> Key {
+    (r.cpu, r.aggr.clone())
 }
 
 impl Context {
     /// Collects the totals from `rows`; `elapsed` is the window in seconds.
     pub fn new(rows: &[CounterRow], elapsed: f64) -> Self {
-        let mut cpus: Vec<Option<u32>> = rows.iter().map(|r| r.cpu).collect();
-        cpus.sort_unstable();
-        cpus.dedup();
-        let sets = cpus
+        let mut keys: Vec<Key> = rows.iter().map(key_of).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let sets = keys
             .into_iter()
-            .map(|cpu| {
-                (
-                    cpu,
-                    Totals::new(rows.iter().filter(|r| r.cpu == cpu), elapsed),
-                )
+            .map(|k| {
+                let t = Totals::new(rows.iter().filter(|r| key_of(r) == k), elapsed);
+                (k, t)
             })
             .collect();
         Context { sets }
@@ -54,7 +61,8 @@ impl Context {
 
     /// The metric perf shows for `row`, if any.
     pub fn metric(&self, row: &CounterRow) -> Option<Metric> {
-        let (_, totals) = self.sets.iter().find(|(cpu, _)| *cpu == row.cpu)?;
+        let k = key_of(row);
+        let (_, totals) = self.sets.iter().find(|(key, _)| *key == k)?;
         totals.metric(row)
     }
 }

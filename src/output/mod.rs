@@ -60,6 +60,19 @@ impl Sink {
         Ok(Sink::new(Dest::File(path.to_path_buf(), f)))
     }
 
+    /// `--log-fd N`: an inherited descriptor (duplicated, so closing ours leaves the caller's).
+    pub fn fd(n: i32) -> Result<Sink> {
+        let fd = crate::os::fdio::dup_inherited(n).map_err(|e| {
+            Error::Usage(format!(
+                "--log-fd {n}: descriptor {n} is not open ({e}); open it in the shell, e.g. `3>log`"
+            ))
+        })?;
+        Ok(Sink::new(Dest::File(
+            PathBuf::from(format!("descriptor {n}")),
+            File::from(fd),
+        )))
+    }
+
     fn new(dest: Dest) -> Sink {
         Sink {
             dest,
@@ -128,6 +141,34 @@ pub fn thousands(v: u64) -> String {
     out
 }
 
+/// Groups the integer digits of `value` (`1234567.50` → `1,234,567.50`) with `sep` after
+/// the group sizes of a C `grouping` string (last size repeats), as `printf("%'f")` does.
+/// Text that does not start with digits (`<not counted>`) is returned as is.
+pub fn group_digits(value: &str, sep: &str, grouping: &[u8]) -> String {
+    let int_len = value.bytes().take_while(u8::is_ascii_digit).count();
+    if int_len == 0 || grouping.is_empty() {
+        return value.to_string();
+    }
+    let (int, rest) = value.split_at(int_len);
+    let mut groups: Vec<&str> = Vec::new();
+    let mut end = int.len();
+    let mut g = 0;
+    while end > 0 {
+        let size = grouping[g.min(grouping.len() - 1)];
+        // CHAR_MAX (or 0 after the first) means no further grouping.
+        if size == 0 || size >= 127 {
+            groups.push(&int[..end]);
+            break;
+        }
+        let start = end.saturating_sub(size as usize);
+        groups.push(&int[start..end]);
+        end = start;
+        g += 1;
+    }
+    groups.reverse();
+    format!("{}{rest}", groups.join(sep))
+}
+
 /// The value and unit of a counter as perf prints them (clocks in msec, sysfs-scaled units
 /// with two decimals, counts as integers). `sep` selects plain digits for CSV/JSON.
 pub fn counter_value(row: &CounterRow, count: f64, grouped: bool) -> (String, String) {
@@ -137,6 +178,9 @@ pub fn counter_value(row: &CounterRow, count: f64, grouped: bool) -> (String, St
         Status::Counted => {
             if row.is_clock {
                 (format!("{:.2}", count / 1e6), "msec".into())
+            } else if let (Some(u), 1.0) = (&row.unit, row.scale) {
+                // perf's tool events (`duration_time` in ns) and unscaled units: integers.
+                (format!("{}", count.round() as u64), u.clone())
             } else if let Some(u) = &row.unit {
                 (format!("{:.2}", count * row.scale), u.clone())
             } else if grouped {
@@ -254,13 +298,30 @@ pub fn means(res: &StatResult) -> Means {
         .iter()
         .enumerate()
         .map(|(i, row)| {
-            let vals: Vec<f64> = res.runs.iter().map(|r| r.counters[i].count).collect();
+            // Match by position, or by name and unit when runs differ in shape (threads that
+            // came and went under -p).
+            let vals: Vec<f64> = res
+                .runs
+                .iter()
+                .filter_map(|r| {
+                    r.counters
+                        .get(i)
+                        .filter(|c| c.name == row.name && c.cpu == row.cpu && c.aggr == row.aggr)
+                        .or_else(|| {
+                            r.counters.iter().find(|c| {
+                                c.name == row.name && c.cpu == row.cpu && c.aggr == row.aggr
+                            })
+                        })
+                        .map(|c| c.count)
+                })
+                .collect();
             let s = spread(&vals);
             let mean = CounterRow {
                 count: s.mean,
                 ..row.clone()
             };
-            (mean, several.then_some(s.pct))
+            // perf shows no spread on aggregated rows.
+            (mean, (several && row.aggr.is_none()).then_some(s.pct))
         })
         .unzip();
     let elapsed: Vec<f64> = res.runs.iter().map(|r| r.elapsed).collect();
@@ -350,5 +411,16 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn locale_grouping() {
+        assert_eq!(group_digits("1234567", ",", &[3]), "1,234,567");
+        assert_eq!(group_digits("1234567.89", ".", &[3, 3]), "1.234.567.89");
+        // en_IN: 3 then 2s.
+        assert_eq!(group_digits("123456789", ",", &[3, 2]), "12,34,56,789");
+        assert_eq!(group_digits("999", ",", &[3]), "999");
+        assert_eq!(group_digits("<not counted>", ",", &[3]), "<not counted>");
+        assert_eq!(group_digits("12345", ",", &[3, 127]), "12,345");
     }
 }

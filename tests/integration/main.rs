@@ -24,4 +24,5 @@ mod security;
 mod selftest;
 mod serve;
 mod stat;
+mod stat_depth;
 mod stat_energy;

@@ -72,13 +72,29 @@ fn fails_when_paranoid_forbids_everything() {
     let root = scratch("selftest-paranoid4");
     std::fs::create_dir_all(root.join("proc/sys/kernel")).unwrap();
     std::fs::write(root.join("proc/sys/kernel/perf_event_paranoid"), "4\n").unwrap();
-    let out = ruperf()
+    // Without CAP_PERFMON and CAP_SYS_ADMIN (dropped from the bounding set, so root loses
+    // them at exec): a capability would let ruperf profile whatever the paranoid level says.
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        let have_setpriv = std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        require!(have_setpriv, "setpriv (util-linux) is not installed");
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--bounding-set=-perfmon,-sys_admin", "--"]);
+        c.arg(crate::common::ruperf_path());
+        c
+    } else {
+        std::process::Command::new(crate::common::ruperf_path())
+    };
+    let out = cmd
         .arg("--sysroot")
         .arg(&root)
         .args(["test", "permissions"])
-        .assert()
-        .code(1);
-    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         text.contains("FAILED!")
             && text.contains("perf_event_paranoid is 4")

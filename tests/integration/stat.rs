@@ -568,7 +568,8 @@ fn bad_input_gets_one_line_and_a_documented_code() {
         64,
         &["unknown modifier 'q'"],
     );
-    bad(&["stat", "-r", "0", "true"], 64, &["-r 0"]);
+    // -r 0 repeats until interrupted (stat_depth.rs); -r 0 with -I is refused.
+    bad(&["stat", "-r", "0", "-I", "100", "true"], 64, &["-I"]);
     bad(&["stat", "-I", "0", "true"], 64, &["-I 0"]);
     bad(
         &["stat", "-p", "999999999", "-e", "task-clock"],

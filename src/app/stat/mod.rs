@@ -3,24 +3,26 @@
 //! This module measures and returns typed results; it never prints. Interval rows are handed
 //! to a callback as they are taken so that the caller can stream them.
 
+pub mod aggr;
 pub mod baseline;
+pub mod options;
+mod run;
 pub mod serve;
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use serde::Serialize;
 
 use crate::counters::event::{EventClass, EventList};
-use crate::counters::group::{describe_attr, OpenOptions, OpenStatus, RawCount, Session, Target};
+use crate::counters::group::{OpenOptions, OpenStatus, RawCount, Session, Target};
 use crate::counters::pmu;
 use crate::energy::{EnergyReport, EnergySelector, EnergySession, RaplSource};
 use crate::error::{Error, Result};
-use crate::os::launcher::{ChildTimes, ExitStatus, GatedChild, SignalWatch, Ticker};
-use crate::os::sys;
+use crate::os::launcher::{ChildTimes, ExitStatus, SignalWatch};
 use crate::sysroot::Sysroot;
+use aggr::{Aggr, AggrId, AggrMode, Unit};
+use options::Depth;
 
 /// Everything `stat` needs, free of command-line types.
 #[derive(Debug, Clone)]
@@ -55,6 +57,8 @@ pub struct StatConfig {
     pub rapl_source: Option<RaplSource>,
     /// NVML library to load instead of the system's.
     pub nvml_lib: Option<std::path::PathBuf>,
+    /// Aggregation, timing and run control beyond the basics.
+    pub depth: Depth,
 }
 
 /// How a row came out.
@@ -75,6 +79,12 @@ pub struct CounterRow {
     /// The CPU this row counts on alone (`-A`); None for a total.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
+    /// The unit this row sums (`--per-core`, `--per-thread`, …); None for a total.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggr: Option<Aggr>,
+    /// The cgroup this row counts in (`-G`, `--for-each-cgroup`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
     /// Event name as perf prints it.
     pub name: String,
     /// Event family.
@@ -104,6 +114,8 @@ impl CounterRow {
     pub(crate) fn counted(name: &str, class: EventClass, count: f64, is_clock: bool) -> Self {
         CounterRow {
             cpu: None,
+            aggr: None,
+            cgroup: None,
             name: name.into(),
             class,
             status: Status::Counted,
@@ -212,49 +224,98 @@ pub fn spread(values: &[f64]) -> Spread {
     Spread { mean, stderr, pct }
 }
 
-/// Which counter (index into the session) and which CPU each reading belongs to: one entry per
-/// counter, or with `-A` one per counter and CPU. Fixed for a session, so readings taken at
-/// different times line up for differences.
-type Layout = Vec<(usize, Option<u32>)>;
-
-/// Reads the session in the shape the output wants: totals, or per CPU with `per_cpu` (a
-/// counter the machine lacks gets a row on each of `cpus`).
-fn read_counts(session: &Session, per_cpu: bool, cpus: &[u32]) -> Result<(Layout, Vec<RawCount>)> {
-    if !per_cpu {
-        let counts = session.read()?;
-        return Ok(((0..counts.len()).map(|i| (i, None)).collect(), counts));
-    }
-    let mut layout = Vec::new();
-    let mut counts = Vec::new();
-    for (i, (c, each)) in session
-        .counters
-        .iter()
-        .zip(session.read_per_cpu()?)
-        .enumerate()
-    {
-        if matches!(c.status, OpenStatus::Open) {
-            for (cpu, r) in each {
-                layout.push((i, Some(cpu)));
-                counts.push(r);
-            }
-        } else {
-            for &cpu in cpus {
-                layout.push((i, Some(cpu)));
-                counts.push(RawCount::default());
-            }
-        }
-    }
-    Ok((layout, counts))
+/// What one reading belongs to: a counter (index into the session), and the CPU (`-A`) or
+/// the aggregation unit (index into the units) it was taken on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slot {
+    counter: usize,
+    cpu: Option<u32>,
+    unit: Option<usize>,
 }
 
-fn rows(session: &Session, layout: &Layout, counts: &[RawCount], scale: bool) -> Vec<CounterRow> {
+/// One entry per reading, fixed for a session, so readings taken at different times line up
+/// for differences.
+pub(super) type Layout = Vec<Slot>;
+
+/// How readings are shaped: totals, per CPU (`-A`, over these CPUs) or per unit.
+pub(super) enum Shape<'a> {
+    Total,
+    PerCpu(&'a [u32]),
+    Units(AggrMode, &'a [Unit]),
+}
+
+/// Reads the session in the shape the output wants (a counter the machine lacks gets a row
+/// on each CPU or unit).
+pub(super) fn read_counts(session: &Session, shape: &Shape<'_>) -> Result<(Layout, Vec<RawCount>)> {
+    let slot = |counter, cpu, unit| Slot { counter, cpu, unit };
+    match shape {
+        Shape::Total => {
+            let counts = session.read()?;
+            Ok((
+                (0..counts.len()).map(|i| slot(i, None, None)).collect(),
+                counts,
+            ))
+        }
+        Shape::PerCpu(cpus) => {
+            let mut layout = Vec::new();
+            let mut counts = Vec::new();
+            for (i, (c, each)) in session
+                .counters
+                .iter()
+                .zip(session.read_per_cpu()?)
+                .enumerate()
+            {
+                if matches!(c.status, OpenStatus::Open) {
+                    for (cpu, r) in each {
+                        layout.push(slot(i, Some(cpu), None));
+                        counts.push(r);
+                    }
+                } else {
+                    for &cpu in cpus.iter() {
+                        layout.push(slot(i, Some(cpu), None));
+                        counts.push(RawCount::default());
+                    }
+                }
+            }
+            Ok((layout, counts))
+        }
+        Shape::Units(mode, units) => {
+            let folded = if *mode == AggrMode::Thread {
+                aggr::fold_threads(&session.read_per_task()?, units)
+            } else {
+                aggr::fold_cpus(&session.read_per_cpu()?, units)
+            };
+            Ok(folded
+                .into_iter()
+                .map(|(c, u, r)| (slot(c, None, Some(u)), r))
+                .unzip())
+        }
+    }
+}
+
+pub(super) fn rows(
+    session: &Session,
+    layout: &Layout,
+    counts: &[RawCount],
+    scale: bool,
+    units: &[Unit],
+    cgroups: &[Option<String>],
+) -> Vec<CounterRow> {
     layout
         .iter()
         .zip(counts)
-        .map(|(&(i, cpu), raw)| {
-            let c = &session.counters[i];
+        .map(|(s, raw)| {
+            let c = &session.counters[s.counter];
+            let unit = s.unit.and_then(|u| units.get(u));
+            // perf shows a thread that never ran, or a cgroup none of whose tasks ran, as
+            // `<not counted>`.
+            let cg = cgroups.get(s.counter).cloned().flatten();
+            let idle_thread = (cg.is_some()
+                || matches!(unit, Some(u) if matches!(u.id, AggrId::Thread { .. })))
+                && raw.enabled == 0;
             let (status, count, reason) = match &c.status {
                 OpenStatus::NotSupported(why) => (Status::NotSupported, 0.0, Some(why.clone())),
+                OpenStatus::Open if idle_thread => (Status::NotCounted, 0.0, None),
                 OpenStatus::Open => {
                     let v = if scale {
                         raw.scaled()
@@ -268,7 +329,12 @@ fn rows(session: &Session, layout: &Layout, counts: &[RawCount], scale: bool) ->
                 }
             };
             CounterRow {
-                cpu,
+                cpu: s.cpu,
+                aggr: unit.map(|u| Aggr {
+                    id: u.id.clone(),
+                    nr: u.cpus.len() as u32,
+                }),
+                cgroup: cg,
                 name: c.spec.name.clone(),
                 class: c.spec.class.clone(),
                 status,
@@ -285,7 +351,7 @@ fn rows(session: &Session, layout: &Layout, counts: &[RawCount], scale: bool) ->
 }
 
 #[allow(clippy::too_many_arguments)]
-fn interval_row(
+pub(super) fn interval_row(
     session: &Session,
     layout: &Layout,
     counts: &[RawCount],
@@ -293,6 +359,8 @@ fn interval_row(
     now: f64,
     prev_time: f64,
     scale: bool,
+    units: &[Unit],
+    cgroups: &[Option<String>],
     energy: Option<&mut EnergySession>,
 ) -> Result<IntervalRow> {
     let deltas: Vec<RawCount> = counts
@@ -303,7 +371,7 @@ fn interval_row(
     Ok(IntervalRow {
         time: now,
         length: now - prev_time,
-        counters: rows(session, layout, &deltas, scale),
+        counters: rows(session, layout, &deltas, scale, units, cgroups),
         energy: energy.map(EnergySession::interval).transpose()?,
     })
 }
@@ -332,9 +400,40 @@ pub fn describe_target(cfg: &StatConfig) -> String {
     format!("'{}'", crate::os::launcher::display_cmd(&cfg.command))
 }
 
+/// perf's rules for `--per-*`: CPU units need a system-wide target, threads a `-p`/`-t` one.
+fn check_aggr(cfg: &StatConfig) -> Result<()> {
+    match cfg.depth.aggr {
+        Some(AggrMode::Thread) if cfg.cpus.is_some() => Err(Error::Usage(
+            "--per-thread with -a/-C is not supported by ruperf: count threads with -p PID or -t TID"
+                .into(),
+        )),
+        Some(AggrMode::Thread) if cfg.pids.is_empty() && cfg.tids.is_empty() => {
+            Err(Error::Usage(
+                "--per-thread: the --per-thread option is only available when monitoring via -p or -t (add -p PID or -t TID)"
+                    .into(),
+            ))
+        }
+        Some(m) if m != AggrMode::Thread && cfg.cpus.is_none() => Err(Error::Usage(format!(
+            "{}: both cgroup and no-aggregation modes only available in system-wide mode (add -a or -C CPUS)",
+            m.flag()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Runs the measurement. `on_interval` receives each `-I` row as it is taken.
 pub fn run(cfg: &StatConfig, on_interval: &mut dyn FnMut(&IntervalRow)) -> Result<StatResult> {
-    if cfg.repeat == 0 {
+    run_each(cfg, on_interval, &mut |_| {})
+}
+
+/// As [`run`]; with `-r 0` (repeat until interrupted) `on_run` receives each run's result as
+/// it ends and only the last run is kept, so memory stays bounded however long it runs.
+pub fn run_each(
+    cfg: &StatConfig,
+    on_interval: &mut dyn FnMut(&IntervalRow),
+    on_run: &mut dyn FnMut(&StatResult),
+) -> Result<StatResult> {
+    if cfg.repeat == 0 && !cfg.depth.forever {
         return Err(Error::Usage("-r/--repeat must be at least 1".into()));
     }
     if cfg.per_cpu && cfg.cpus.is_none() {
@@ -343,6 +442,7 @@ pub fn run(cfg: &StatConfig, on_interval: &mut dyn FnMut(&IntervalRow)) -> Resul
                 .into(),
         ));
     }
+    check_aggr(cfg)?;
     if cfg.command.is_empty() && cfg.pids.is_empty() && cfg.tids.is_empty() && cfg.cpus.is_none() {
         return Err(Error::Usage(
             "nothing to measure: give a command, -p PID, -t TID, -a or -C CPUS".into(),
@@ -370,8 +470,9 @@ pub fn run(cfg: &StatConfig, on_interval: &mut dyn FnMut(&IntervalRow)) -> Resul
             .map(|e| e.warnings().to_vec())
             .unwrap_or_default(),
     };
-    for i in 0..cfg.repeat {
-        let run = run_once(
+    let mut i = 0u32;
+    while cfg.depth.forever || i < cfg.repeat {
+        let run = run::run_once(
             cfg,
             &mut signals,
             energy.as_mut(),
@@ -379,232 +480,22 @@ pub fn run(cfg: &StatConfig, on_interval: &mut dyn FnMut(&IntervalRow)) -> Resul
             &mut result,
             i == 0,
         )?;
+        i = i.saturating_add(1);
+        if cfg.depth.forever {
+            result.runs.clear();
+            result.runs.push(run);
+            if result.interrupted_by.is_some() {
+                break;
+            }
+            on_run(&result);
+            continue;
+        }
         result.runs.push(run);
         if result.interrupted_by.is_some() {
             break;
         }
     }
     Ok(result)
-}
-
-const WAKE_SIGNAL: u64 = 0;
-const WAKE_CHILD: u64 = 1;
-const WAKE_TICK: u64 = 2;
-const WAKE_WATCHED: u64 = 3;
-
-/// What the measurement loop sleeps on: forwarded signals, the child's exit, watched
-/// processes' exits and the `-I` ticker. Registered once, so a wake-up is one epoll_wait
-/// whatever the number of descriptors.
-struct Waiter {
-    epoll: Epoll,
-}
-
-impl Waiter {
-    fn new(
-        signals: &SignalWatch,
-        child: Option<&GatedChild>,
-        watched: &[OwnedFd],
-        ticker: Option<&Ticker>,
-    ) -> Result<Self> {
-        let err = |e: nix::errno::Errno| Error::Os(format!("epoll: {e}"));
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(err)?;
-        let level = EpollFlags::EPOLLIN;
-        epoll
-            .add(signals.fd(), EpollEvent::new(level, WAKE_SIGNAL))
-            .map_err(err)?;
-        if let Some(c) = child {
-            epoll
-                .add(c.pidfd(), EpollEvent::new(level, WAKE_CHILD))
-                .map_err(err)?;
-        }
-        for (i, fd) in watched.iter().enumerate() {
-            epoll
-                .add(fd, EpollEvent::new(level, WAKE_WATCHED + i as u64))
-                .map_err(err)?;
-        }
-        if let Some(t) = ticker {
-            epoll
-                .add(t.fd(), EpollEvent::new(level, WAKE_TICK))
-                .map_err(err)?;
-        }
-        Ok(Waiter { epoll })
-    }
-}
-
-fn run_once(
-    cfg: &StatConfig,
-    signals: &mut SignalWatch,
-    mut energy: Option<&mut EnergySession>,
-    on_interval: &mut dyn FnMut(&IntervalRow),
-    result: &mut StatResult,
-    first: bool,
-) -> Result<RunResult> {
-    // With inheritance (the default) the counters are opened on this thread and the command,
-    // started afterwards with posix_spawn, inherits them; without it the command is forked,
-    // held at a gate while the counters are opened on its pid, then released.
-    let inherited = !cfg.command.is_empty()
-        && cfg.open.inherit
-        && cfg.cpus.is_none()
-        && cfg.pids.is_empty()
-        && cfg.tids.is_empty();
-    let mut child = if cfg.command.is_empty() || inherited {
-        None
-    } else {
-        Some(GatedChild::spawn(&cfg.command)?)
-    };
-    let target = if let Some(cpus) = &cfg.cpus {
-        Target::Cpus(cpus.clone())
-    } else if !cfg.tids.is_empty() {
-        Target::Tids(cfg.tids.clone())
-    } else if !cfg.pids.is_empty() {
-        Target::Pids(cfg.pids.clone())
-    } else if inherited {
-        Target::Inherited
-    } else {
-        Target::Child(child.as_ref().map_or(0, GatedChild::pid))
-    };
-    let session = Session::open(&cfg.events, &target, cfg.open, &cfg.sysroot)?;
-    if first {
-        result.attrs = session
-            .counters
-            .iter()
-            .map(|c| (c.spec.name.clone(), describe_attr(&c.attr)))
-            .collect();
-    }
-    // Processes whose exit ends the measurement when no command was given.
-    let watched: Vec<OwnedFd> = if cfg.command.is_empty() {
-        cfg.pids
-            .iter()
-            .chain(&cfg.tids)
-            .map(|&p| sys::pidfd_open(p).map_err(|_| Error::NoSuchProcess(p)))
-            .collect::<Result<_>>()?
-    } else {
-        Vec::new()
-    };
-    if !matches!(target, Target::Child(_) | Target::Inherited) {
-        session.enable()?;
-    }
-    // Energy is read just before the command is released and just after it exits.
-    if let Some(e) = energy.as_deref_mut() {
-        e.start()?;
-    }
-    let start = Instant::now();
-    if inherited {
-        child = Some(GatedChild::start(&cfg.command)?);
-    }
-    if let Some(c) = child.as_mut() {
-        c.release()?;
-    }
-    let ticker = cfg.interval.map(Ticker::new).transpose()?;
-    let waiter = Waiter::new(signals, child.as_ref(), &watched, ticker.as_ref())?;
-    let cpus = cfg.cpus.clone().unwrap_or_default();
-    // The previous row's readings; none before the first (counters start at zero).
-    let mut prev_counts: Vec<RawCount> = Vec::new();
-    let mut prev_time = 0.0;
-    let mut rows_done = 0u64;
-    let mut alive = watched.len();
-    let mut events = [EpollEvent::empty(); 8];
-    'outer: loop {
-        let n = match waiter.epoll.wait(&mut events, EpollTimeout::NONE) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::Os(format!("epoll_wait: {e}"))),
-            Ok(n) => n,
-        };
-        let mut tick = false;
-        let mut child_done = false;
-        for ev in &events[..n] {
-            match ev.data() {
-                WAKE_SIGNAL => {
-                    for sig in signals.drain() {
-                        result.interrupted_by = Some(sig.signo);
-                        match &child {
-                            // A terminal's ^C already reached the child (same process group); a
-                            // signal sent to ruperf alone is passed on.
-                            Some(c) if sig.from_process => c.kill(sig.signo),
-                            Some(_) => {}
-                            None => break 'outer,
-                        }
-                    }
-                }
-                WAKE_CHILD => child_done = true,
-                WAKE_TICK => tick = ticker.as_ref().is_some_and(|t| t.take() > 0),
-                i => {
-                    // A watched process ended: stop watching it (its pidfd stays readable).
-                    let fd = &watched[(i - WAKE_WATCHED) as usize];
-                    waiter
-                        .epoll
-                        .delete(fd)
-                        .map_err(|e| Error::Os(format!("epoll_ctl: {e}")))?;
-                    alive -= 1;
-                }
-            }
-        }
-        if child_done || (!watched.is_empty() && alive == 0) {
-            break;
-        }
-        if tick {
-            let (layout, counts) = read_counts(&session, cfg.per_cpu, &cpus)?;
-            let now = start.elapsed().as_secs_f64();
-            let row = interval_row(
-                &session,
-                &layout,
-                &counts,
-                &prev_counts,
-                now,
-                prev_time,
-                cfg.scale,
-                energy.as_deref_mut(),
-            )?;
-            on_interval(&row);
-            prev_counts = counts;
-            prev_time = now;
-            rows_done += 1;
-            if cfg.interval_count.is_some_and(|n| rows_done >= n) {
-                if let Some(c) = &child {
-                    c.kill(libc::SIGTERM);
-                }
-                break;
-            }
-        }
-    }
-    let (exit, times) = match child.as_mut() {
-        Some(c) => {
-            let (st, t) = c.wait()?;
-            // System-wide, the command only sets the window: perf shows no user/sys for it.
-            (Some(st), cfg.cpus.is_none().then_some(t))
-        }
-        None => (None, None),
-    };
-    let elapsed = start.elapsed().as_secs_f64();
-    if !matches!(target, Target::Child(_) | Target::Inherited) {
-        session.disable()?;
-    }
-    let (layout, counts) = read_counts(&session, cfg.per_cpu, &cpus)?;
-    // A final partial interval, as perf prints when the command ends between ticks.
-    if ticker.is_some()
-        && cfg.interval_count.is_none_or(|n| rows_done < n)
-        && elapsed - prev_time > 1e-4
-    {
-        let row = interval_row(
-            &session,
-            &layout,
-            &counts,
-            &prev_counts,
-            elapsed,
-            prev_time,
-            cfg.scale,
-            energy.as_deref_mut(),
-        )?;
-        on_interval(&row);
-    }
-    let energy = energy.map(EnergySession::finish).transpose()?;
-    Ok(RunResult {
-        counters: rows(&session, &layout, &counts, cfg.scale),
-        elapsed,
-        times,
-        exit,
-        energy,
-    })
 }
 
 #[cfg(test)]

@@ -319,6 +319,7 @@ fn t_workload(c: &Ctx) -> Outcome {
         tids: vec![],
         cpus: None,
         per_cpu: false,
+        depth: Default::default(),
         repeat: 1,
         interval: None,
         interval_count: None,

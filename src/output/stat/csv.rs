@@ -7,6 +7,7 @@ use std::io::{self, Write};
 
 use crate::app::stat::{CounterRow, IntervalRow, StatResult};
 use crate::output::metrics::Context;
+use crate::output::stat::aggr;
 use crate::output::{
     counter_value, energy_lines, energy_means, energy_notes, means, EnergyLine, StatExporter,
 };
@@ -17,6 +18,7 @@ pub struct Csv {
     /// Field separator.
     pub sep: String,
     interval_mode: bool,
+    summary: bool,
 }
 
 impl Csv {
@@ -25,7 +27,14 @@ impl Csv {
         Csv {
             sep: sep.to_string(),
             interval_mode: false,
+            summary: false,
         }
+    }
+
+    /// `--summary`: after `-I` rows, the totals on lines tagged `summary` (perf's layout).
+    pub fn with_summary(mut self, on: bool) -> Self {
+        self.summary = on;
+        self
     }
 
     /// Writes one counter line (with its newline).
@@ -41,13 +50,23 @@ impl Csv {
         let mut f = Fields::new(out, &self.sep);
         if let Some(t) = prefix {
             f.field(format_args!("{t:.9}"))?;
+        } else if self.interval_mode {
+            f.field(format_args!("{:>16}", "summary"))?;
         }
-        if let Some(cpu) = row.cpu {
+        if let Some(a) = &row.aggr {
+            f.field(format_args!("{}", aggr::label(a)))?;
+            if let Some(nr) = aggr::nr(a) {
+                f.field(format_args!("{nr}"))?;
+            }
+        } else if let Some(cpu) = row.cpu {
             f.field(format_args!("CPU{cpu}"))?;
         }
         f.field(format_args!("{value}"))?;
         f.field(format_args!("{unit}"))?;
         f.field(format_args!("{}", row.name))?;
+        if let Some(cg) = &row.cgroup {
+            f.field(format_args!("{cg}"))?;
+        }
         if let Some(n) = noise {
             f.field(format_args!("{n:.2}%"))?;
         }
@@ -136,8 +155,8 @@ impl StatExporter for Csv {
     fn interval(&mut self, row: &IntervalRow, out: &mut dyn Write) -> io::Result<()> {
         self.interval_mode = true;
         let ctx = Context::new(&row.counters, row.length);
-        for c in &row.counters {
-            self.record(out, Some(row.time), c, &ctx, None)?;
+        for i in aggr::ordered(&row.counters) {
+            self.record(out, Some(row.time), &row.counters[i], &ctx, None)?;
         }
         for e in energy_lines(row.energy.as_ref()) {
             self.energy_record(out, Some(row.time), &e)?;
@@ -149,13 +168,13 @@ impl StatExporter for Csv {
         for note in energy_notes(res) {
             writeln!(out, "# {note}")?;
         }
-        if self.interval_mode || res.runs.is_empty() {
+        if (self.interval_mode && !self.summary) || res.runs.is_empty() {
             return Ok(());
         }
         let m = means(res);
         let ctx = Context::new(&m.rows, m.elapsed.mean);
-        for (row, &noise) in m.rows.iter().zip(&m.noise) {
-            self.record(out, None, row, &ctx, noise)?;
+        for i in aggr::ordered(&m.rows) {
+            self.record(out, None, &m.rows[i], &ctx, m.noise[i])?;
         }
         for e in energy_means(res) {
             self.energy_record(out, None, &e)?;

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::app::stat::{CounterRow, IntervalRow, StatResult, Status};
 use crate::output::metrics::Context;
+use crate::output::stat::aggr;
 use crate::output::{
     counter_value, energy_lines, energy_means, energy_notes, means, EnergyLine, StatExporter,
 };
@@ -14,12 +15,19 @@ use crate::output::{
 #[derive(Debug, Default)]
 pub struct Json {
     interval_mode: bool,
+    summary: bool,
 }
 
 impl Json {
     /// A JSON-lines exporter.
     pub fn new() -> Self {
         Json::default()
+    }
+
+    /// `--summary`: after `-I` rows, the totals too.
+    pub fn with_summary(mut self, on: bool) -> Self {
+        self.summary = on;
+        self
     }
 }
 
@@ -29,7 +37,12 @@ pub fn object(interval: Option<f64>, row: &CounterRow, ctx: &Context, noise: Opt
     if let Some(t) = interval {
         o.insert("interval".into(), json!(t));
     }
-    if let Some(cpu) = row.cpu {
+    if let Some(a) = &row.aggr {
+        o.insert(aggr::json_key(a).into(), json!(aggr::label(a)));
+        if let Some(nr) = aggr::nr(a) {
+            o.insert("aggregate-number".into(), json!(nr));
+        }
+    } else if let Some(cpu) = row.cpu {
         o.insert("cpu".into(), json!(cpu.to_string()));
     }
     let (value, unit) = counter_value(row, row.count, false);
@@ -40,6 +53,9 @@ pub fn object(interval: Option<f64>, row: &CounterRow, ctx: &Context, noise: Opt
     o.insert("counter-value".into(), json!(value));
     o.insert("unit".into(), json!(unit));
     o.insert("event".into(), json!(row.name));
+    if let Some(cg) = &row.cgroup {
+        o.insert("cgroup".into(), json!(cg));
+    }
     if let Some(n) = noise {
         o.insert("variance".into(), json!(n));
     }
@@ -96,8 +112,12 @@ impl StatExporter for Json {
     fn interval(&mut self, row: &IntervalRow, out: &mut dyn Write) -> io::Result<()> {
         self.interval_mode = true;
         let ctx = Context::new(&row.counters, row.length);
-        for c in &row.counters {
-            writeln!(out, "{}", object(Some(row.time), c, &ctx, None))?;
+        for i in aggr::ordered(&row.counters) {
+            writeln!(
+                out,
+                "{}",
+                object(Some(row.time), &row.counters[i], &ctx, None)
+            )?;
         }
         for e in energy_lines(row.energy.as_ref()) {
             writeln!(out, "{}", energy_object(Some(row.time), &e))?;
@@ -114,13 +134,13 @@ impl StatExporter for Json {
             }
             Ok(())
         };
-        if self.interval_mode || res.runs.is_empty() {
+        if (self.interval_mode && !self.summary) || res.runs.is_empty() {
             return emit_notes(out);
         }
         let m = means(res);
         let ctx = Context::new(&m.rows, m.elapsed.mean);
-        for (i, (row, &noise)) in m.rows.iter().zip(&m.noise).enumerate() {
-            let mut o = object(None, row, &ctx, noise);
+        for i in aggr::ordered(&m.rows) {
+            let mut o = object(None, &m.rows[i], &ctx, m.noise[i]);
             super::baseline::add_counter_runs(&mut o, res, i);
             writeln!(out, "{o}")?;
         }

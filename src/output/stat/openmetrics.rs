@@ -258,6 +258,8 @@ mod tests {
             unit: None,
             is_clock: clock,
             reason: None,
+            aggr: None,
+            cgroup: None,
         }
     }
 

@@ -4,8 +4,10 @@ use std::io::{self, Write};
 
 use crate::app::stat::{CounterRow, IntervalRow, StatResult, Status};
 use crate::output::metrics::{Context, Style};
+use crate::output::stat::aggr;
 use crate::output::{
-    counter_value, energy_lines, energy_means, energy_notes, means, EnergyLine, StatExporter,
+    counter_value, energy_lines, energy_means, energy_notes, group_digits, means, EnergyLine,
+    StatExporter,
 };
 
 /// The human table, laid out as `perf stat` lays it out.
@@ -14,15 +16,30 @@ pub struct Table {
     /// Show each event's attr (`-v`).
     pub verbose: bool,
     header_done: bool,
+    /// Thousands separator and group sizes (`-B`, perf's default: the locale's).
+    grouping: Option<(String, Vec<u8>)>,
+    /// `--interval-clear`: clear the terminal before each interval.
+    pub interval_clear: bool,
+    /// `--summary`: after `-I` rows, print the totals as well.
+    pub summary: bool,
 }
 
 impl Table {
-    /// A table exporter.
+    /// A table exporter, numbers ungrouped.
     pub fn new(verbose: bool) -> Self {
         Table {
             verbose,
             header_done: false,
+            grouping: None,
+            interval_clear: false,
+            summary: false,
         }
+    }
+
+    /// Groups digits with this separator and C `grouping` sizes (`-B`).
+    pub fn grouped(mut self, grouping: Option<(String, Vec<u8>)>) -> Self {
+        self.grouping = grouping;
+        self
     }
 }
 
@@ -64,10 +81,31 @@ fn energy_line(e: &EnergyLine, uw: usize) -> String {
 
 /// Formats one counter line (without a leading interval timestamp). A per-CPU row (`-A`)
 /// starts with its CPU, as perf's `CPU0      ` column.
-fn line(row: &CounterRow, count: f64, ctx: &Context, noise: Option<f64>, uw: usize) -> String {
-    let (value, unit) = counter_value(row, count, true);
-    let cpu = row.cpu.map_or(String::new(), |c| format!("CPU{c:<7} "));
-    let s = format!("{cpu}{value:>18} {unit:<uw$} {:<32} ", row.name);
+fn line(
+    row: &CounterRow,
+    count: f64,
+    ctx: &Context,
+    noise: Option<f64>,
+    uw: usize,
+    grouping: Option<&(String, Vec<u8>)>,
+) -> String {
+    let (mut value, unit) = counter_value(row, count, false);
+    if let Some((sep, g)) = grouping {
+        value = group_digits(&value, sep, g);
+    }
+    let cpu = match (&row.aggr, row.cpu) {
+        (Some(a), _) => aggr::std_prefix(a),
+        (None, Some(c)) => format!("CPU{c:<7} "),
+        (None, None) => String::new(),
+    };
+    let s = match &row.cgroup {
+        // perf: the event name in 25 columns, then the cgroup.
+        Some(cg) => format!(
+            "{cpu}{value:>18} {unit:<uw$} {:<32} ",
+            format!("{:<25} {cg}", row.name)
+        ),
+        None => format!("{cpu}{value:>18} {unit:<uw$} {:<32} ", row.name),
+    };
     let shown = CounterRow {
         count,
         ..row.clone()
@@ -99,8 +137,15 @@ fn precision(stderr: f64) -> usize {
 
 impl StatExporter for Table {
     fn interval(&mut self, row: &IntervalRow, out: &mut dyn Write) -> io::Result<()> {
+        if self.interval_clear {
+            // perf's --interval-clear: clear the screen and home the cursor.
+            write!(out, "\x1b[H\x1b[2J")?;
+            self.header_done = false;
+        }
         if !self.header_done {
-            if row.counters.iter().any(|c| c.cpu.is_some()) {
+            if let Some(a) = row.counters.iter().find_map(|c| c.aggr.as_ref()) {
+                writeln!(out, "{}", aggr::interval_header(a))?;
+            } else if row.counters.iter().any(|c| c.cpu.is_some()) {
                 writeln!(
                     out,
                     "#           time CPU                    counts unit events"
@@ -113,12 +158,14 @@ impl StatExporter for Table {
         let ctx = Context::new(&row.counters, row.length);
         let energy = energy_lines(row.energy.as_ref());
         let uw = unit_width(&row.counters, &energy);
-        for c in &row.counters {
+        let g = self.grouping.as_ref();
+        for i in aggr::ordered(&row.counters) {
+            let c = &row.counters[i];
             writeln!(
                 out,
                 "{:>16.9} {}",
                 row.time,
-                line(c, c.count, &ctx, None, uw)
+                line(c, c.count, &ctx, None, uw, g)
             )?;
         }
         for e in &energy {
@@ -146,7 +193,7 @@ impl StatExporter for Table {
             }
         }
         let notes = energy_notes(res);
-        if self.header_done || res.runs.is_empty() {
+        if (self.header_done && !self.summary) || res.runs.is_empty() {
             // Interval mode prints its rows as they come and no totals, as perf does.
             for n in &notes {
                 writeln!(out, "  {n}")?;
@@ -168,13 +215,18 @@ impl StatExporter for Table {
         let energy = energy_means(res);
         let uw = unit_width(&m.rows, &energy);
         let ctx = Context::new(&m.rows, el.mean);
-        for (row, &noise) in m.rows.iter().zip(&m.noise) {
-            writeln!(out, "{}", line(row, row.count, &ctx, noise, uw))?;
+        for i in aggr::ordered(&m.rows) {
+            let row = &m.rows[i];
+            let g = self.grouping.as_ref();
+            writeln!(out, "{}", line(row, row.count, &ctx, m.noise[i], uw, g))?;
         }
         for e in &energy {
             writeln!(out, "{}", energy_line(e, uw))?;
         }
-        writeln!(out)?;
+        // `-n` has no rows: perf goes straight on to the times.
+        if !m.rows.is_empty() || !energy.is_empty() {
+            writeln!(out)?;
+        }
         if !notes.is_empty() {
             for n in &notes {
                 writeln!(out, "  {n}")?;
