@@ -6,6 +6,7 @@
 //! turns a recording into typed records, whoever wrote it (perf or ruperf).
 
 pub mod buildid;
+pub mod buildid_cache;
 pub mod features;
 pub mod reader;
 pub mod synth;

@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod callgraph;
+pub mod srcinfo;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ pub enum SortKey {
     Dso,
     /// Symbol.
     Sym,
+    /// Source file and line (`file.c:12`).
+    Srcline,
 }
 
 impl SortKey {
@@ -41,6 +44,7 @@ impl SortKey {
             "pid" => SortKey::Pid,
             "dso" => SortKey::Dso,
             "sym" | "symbol" => SortKey::Sym,
+            "srcline" => SortKey::Srcline,
             _ => return None,
         })
     }
@@ -117,6 +121,10 @@ pub struct Config {
     pub sysroot: Sysroot,
     /// Show a progress bar (stderr is a terminal).
     pub progress: bool,
+    /// Show inline frames in call chains where debug information has them (perf's default).
+    pub inline: bool,
+    /// perf's `--symfs`: look up recorded DSO paths under this directory.
+    pub symfs: Option<PathBuf>,
 }
 
 /// A symbol as shown: resolved name or the unresolved address, its DSO and mode.
@@ -130,6 +138,8 @@ pub struct SymInfo {
     pub kernel: bool,
     /// True when a symbol table named it.
     pub resolved: bool,
+    /// An inlined function (from DWARF), shown with perf's ` (inlined)`.
+    pub inlined: bool,
 }
 
 /// A loaded, aggregated and symbolized recording.
@@ -143,6 +153,8 @@ pub struct Resolved {
     pub syms: Vec<SymInfo>,
     /// Frame id → symbol id.
     pub frame_sym: Vec<u32>,
+    /// Inline frames and source lines per frame (see [`srcinfo`]).
+    pub src: srcinfo::SrcInfo,
     /// Read statistics.
     pub stats: ReadStats,
     /// Warnings (one line each), to print before the report.
@@ -203,20 +215,48 @@ pub fn load(cfg: &Config) -> Result<Resolved> {
         ));
     }
     let profile = agg.finish();
-    let mut symz = Symbolizer::new(cfg.sysroot.clone(), recorded_build_ids(&meta));
+    let mut symz = symbolizer(cfg, &meta);
     if let Some(t) = profile.kernel_text {
         symz.set_kernel_text(t);
     }
-    let (syms, frame_sym) = resolve_frames(&profile, &mut symz);
+    let (mut syms, frame_sym, mut ids) = resolve_frames(&profile, &mut symz);
+    let src = srcinfo::attach(
+        &profile,
+        &mut symz,
+        wanted(cfg, &meta),
+        &mut syms,
+        &mut ids,
+        &frame_sym,
+    );
     warnings.extend(symz.take_warnings());
     Ok(Resolved {
         meta,
         profile,
         syms,
         frame_sym,
+        src,
         stats,
         warnings,
     })
+}
+
+/// The symbolizer for a recording, with the report's `--symfs`.
+pub fn symbolizer(cfg: &Config, meta: &Meta) -> Symbolizer {
+    let mut symz = Symbolizer::new(cfg.sysroot.clone(), recorded_build_ids(meta));
+    if let Some(d) = &cfg.symfs {
+        symz.set_symfs(d.clone());
+    }
+    symz
+}
+
+/// What the report needs from DWARF: inline frames only where call chains are shown (or
+/// drawn), source lines only for the srcline key.
+pub fn wanted(cfg: &Config, meta: &Meta) -> srcinfo::Wanted {
+    let chains = meta.events.iter().any(|e| e.callchain);
+    srcinfo::Wanted {
+        inline: cfg.inline && chains,
+        srcline: cfg.sort.contains(&SortKey::Srcline),
+    }
 }
 
 fn progress_bar(enabled: bool, len: u64) -> Option<indicatif::ProgressBar> {
@@ -233,7 +273,10 @@ fn progress_bar(enabled: bool, len: u64) -> Option<indicatif::ProgressBar> {
 }
 
 /// Symbolizes every distinct frame, DSO by DSO.
-fn resolve_frames(p: &Profile, symz: &mut Symbolizer) -> (Vec<SymInfo>, Vec<u32>) {
+fn resolve_frames(
+    p: &Profile,
+    symz: &mut Symbolizer,
+) -> (Vec<SymInfo>, Vec<u32>, HashMap<SymInfo, u32>) {
     let mut syms: Vec<SymInfo> = Vec::new();
     let mut ids: HashMap<SymInfo, u32> = HashMap::new();
     let mut frame_sym = vec![0u32; p.frames.len()];
@@ -251,7 +294,7 @@ fn resolve_frames(p: &Profile, symz: &mut Symbolizer) -> (Vec<SymInfo>, Vec<u32>
         }
         frame_sym[i as usize] = id;
     }
-    (syms, frame_sym)
+    (syms, frame_sym, ids)
 }
 
 pub(crate) fn symbolize(
@@ -282,6 +325,7 @@ pub(crate) fn symbolize(
                     dso,
                     kernel: true,
                     resolved: true,
+                    inlined: false,
                 }
             }
             None => SymInfo {
@@ -289,6 +333,7 @@ pub(crate) fn symbolize(
                 dso: "[kernel.kallsyms]".into(),
                 kernel: true,
                 resolved: false,
+                inlined: false,
             },
         },
         DSO_UNKNOWN => SymInfo {
@@ -296,6 +341,7 @@ pub(crate) fn symbolize(
             dso: "[unknown]".into(),
             kernel: f.kernel,
             resolved: false,
+            inlined: false,
         },
         d => {
             let path = &p.dsos[d as usize];
@@ -308,6 +354,7 @@ pub(crate) fn symbolize(
                         dso,
                         kernel: f.kernel,
                         resolved: true,
+                        inlined: false,
                     }
                 }
                 None => SymInfo {
@@ -315,6 +362,7 @@ pub(crate) fn symbolize(
                     dso,
                     kernel: f.kernel,
                     resolved: false,
+                    inlined: false,
                 },
             }
         }
@@ -349,6 +397,12 @@ pub struct Entry {
     /// Symbol, when sorted by sym.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
+    /// An inlined function (perf prints ` (inlined)` after the name).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inlined: bool,
+    /// Source line (`file.c:12`), when sorted by srcline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srcline: Option<String>,
     /// Kernel symbol (`[k]`) rather than user (`[.]`).
     pub kernel: bool,
     /// Call tree (empty without call chains or with `-g none`).

@@ -393,6 +393,8 @@ fn t_roundtrip(c: &Ctx) -> Outcome {
         flamegraph: None,
         sysroot: c.root.clone(),
         progress: false,
+        inline: false,
+        symfs: None,
     };
     let result = report::load(&rcfg).map(|r| report::build(&r, &rcfg));
     let _ = std::fs::remove_file(&out);
