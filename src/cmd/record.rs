@@ -11,6 +11,7 @@ use crate::app::record::{self, Notice, Period, RecordConfig, Target};
 use crate::counters::event;
 use crate::counters::sampler::SampleEvent;
 use crate::error::{Error, Result};
+use crate::perfdata::buildid_cache::Policy;
 use crate::sysroot::Sysroot;
 
 /// What `ruperf record` does, in one line: its help's first line and its entry in `ruperf --help`.
@@ -78,6 +79,12 @@ pub struct RecordArgs {
         default_value = "perf.data"
     )]
     pub output: PathBuf,
+    /// Do not write build ids into the file (nor add the DSOs to the build-id cache)
+    #[arg(short = 'B', long = "no-buildid")]
+    pub no_buildid: bool,
+    /// Do not add the sampled DSOs to the build-id cache (~/.debug, or $PERF_BUILDID_DIR)
+    #[arg(short = 'N', long = "no-buildid-cache")]
+    pub no_buildid_cache: bool,
     /// Command to run and record
     #[arg(
         trailing_var_arg = true,
@@ -135,6 +142,13 @@ impl RecordArgs {
             mmap_pages: self.mmap_pages,
             output: self.output,
             cmdline: std::env::args().collect(),
+            build_ids: if self.no_buildid {
+                Policy::Omit
+            } else if self.no_buildid_cache {
+                Policy::NoCache
+            } else {
+                Policy::Cache
+            },
         })
     }
 }

@@ -132,6 +132,76 @@ pub fn image_build_id(bytes: &[u8]) -> Option<String> {
     Some(id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// What `record` does with build ids (perf's `-B/--no-buildid`, `-N/--no-buildid-cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Write the BUILD_ID section and add the sampled DSOs to the cache (perf's default).
+    #[default]
+    Cache,
+    /// Write the BUILD_ID section only (`-N`).
+    NoCache,
+    /// Neither (`-B`).
+    Omit,
+}
+
+/// The vdso's build-id entry, its image saved for the cache.
+pub struct Vdso {
+    /// Build id bytes.
+    pub id: Vec<u8>,
+    /// The image.
+    pub image: Vec<u8>,
+}
+
+/// This kernel's vdso, as `record` saves it (perf saves the image it finds in its own
+/// address space too: every process of one kernel and ABI maps the same vdso).
+pub fn vdso() -> Option<Vdso> {
+    use object::Object;
+    let image = own_vdso()?;
+    let id = object::File::parse(&image[..])
+        .ok()?
+        .build_id()
+        .ok()??
+        .to_vec();
+    Some(Vdso { id, image })
+}
+
+/// Adds what a recording sampled to the cache, as `perf record` does at its end: a copy of
+/// each DSO, the vdso image and the kernel's kallsyms text. Failures are returned as one-line
+/// warnings; the recording itself is already written.
+pub fn add_recorded(
+    entries: &[(String, Vec<u8>)],
+    vdso: Option<&Vdso>,
+    kallsyms: Option<&Path>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let Some(dir) = cache_dir() else {
+        return warnings;
+    };
+    let hex = |id: &[u8]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    for (path, id) in entries {
+        let id = hex(id);
+        let r = match path.as_str() {
+            "[kernel.kallsyms]" => match kallsyms {
+                Some(k) => add_file(&dir, path, &id, "kallsyms", k),
+                None => Ok(()),
+            },
+            "[vdso]" => match vdso {
+                Some(v) => add_bytes(&dir, path, &id, "vdso", &v.image),
+                None => Ok(()),
+            },
+            p if p.starts_with('/') => add_file(&dir, p, &id, "elf", Path::new(p)),
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            warnings.push(format!(
+                "cannot add {path} to the build-id cache {} ({e}); use -N to skip it",
+                dir.display()
+            ));
+        }
+    }
+    warnings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,6 @@
 //! MiniDebugInfo symbol table (`.gnu_debugdata`, xz) of stripped distribution binaries.
 
 use std::borrow::Cow;
-use std::fs::File;
 use std::path::Path;
 
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, ObjectSymbolTable, SymbolFlags};
@@ -238,9 +237,13 @@ pub fn load_elf(path: &Path) -> Option<(Option<String>, ElfSymbols)> {
     Some(read_elf(&obj))
 }
 
-fn read_elf<'d>(
-    obj: &object::File<'d, &'d object::ReadCache<File>>,
-) -> (Option<String>, ElfSymbols) {
+/// Reads the build id and symbols of an ELF image in memory (the vdso).
+pub fn load_image(bytes: &[u8]) -> Option<(Option<String>, ElfSymbols)> {
+    let obj = object::File::parse(bytes).ok()?;
+    Some(read_elf(&obj))
+}
+
+fn read_elf<'d, R: object::ReadRef<'d>>(obj: &object::File<'d, R>) -> (Option<String>, ElfSymbols) {
     let build_id = obj.build_id().ok().flatten().map(super::hex);
     let mut out = ElfSymbols::default();
     for seg in obj.segments() {

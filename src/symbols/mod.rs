@@ -323,6 +323,20 @@ impl Symbolizer {
             // Not on disk: perf's build-id cache, or the vdso copy perf keeps.
             (_, None) => from_cache(if path == "[vdso]" { "vdso" } else { "elf" }),
         };
+        if found.is_none() && path == "[vdso]" {
+            // As perf: this machine's own vdso, when it is the recorded one (or none is named).
+            if let Some((id, syms)) =
+                crate::perfdata::buildid_cache::own_vdso().and_then(|b| elf::load_image(&b))
+            {
+                if wanted.is_none() || wanted == id {
+                    return Loaded::Elf(Box::new(Dso {
+                        syms,
+                        dwarf_path: None,
+                        dwarf: None,
+                    }));
+                }
+            }
+        }
         match found {
             Some((id, syms, file)) => {
                 Loaded::Elf(Box::new(self.with_debug_file(&file, id.as_deref(), syms)))

@@ -163,6 +163,13 @@ pub struct Resolved {
 
 /// Shown DSO name for a recorded path.
 pub fn dso_short_name(path: &str) -> String {
+    if crate::symbols::jitmap::is_map_path(path) {
+        // perf's name for a JIT map's DSO.
+        let pid = path
+            .trim_start_matches("/tmp/perf-")
+            .trim_end_matches(".map");
+        return format!("[JIT] tid {pid}");
+    }
     if path.starts_with('[') {
         return path.to_owned();
     }
