@@ -557,3 +557,155 @@ int main() { ns::W w; std::printf("%ld\n", w.run(2000000)); }
         "cx cx [.] ns::hot<long>",
     );
 }
+
+const RUST_INLINE: &str = r#"
+use std::hint::black_box;
+#[inline(always)]
+fn mix(x: u64) -> u64 {
+    x.wrapping_mul(6364136223846793005).rotate_left(17) ^ (x >> 7)
+}
+fn fold<F: Fn(u64) -> u64>(n: u64, f: F) -> u64 {
+    let mut acc = 0u64;
+    for i in 0..n {
+        acc = acc.wrapping_add(f(black_box(i)));
+    }
+    acc
+}
+#[inline(never)]
+fn hash_work(n: u64) -> u64 {
+    fold(n, |x| mix(mix(x)))
+}
+fn main() {
+    println!("{}", hash_work(black_box(150_000_000u64)));
+}
+"#;
+
+/// (file offset, size, vaddr) of the PT_LOAD segments, from `readelf -lW`.
+fn load_segments(prog: &Path) -> Vec<(u64, u64, u64)> {
+    let out = Command::new("readelf")
+        .arg("-lW")
+        .arg(prog)
+        .output()
+        .unwrap();
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.trim_start().starts_with("LOAD"))
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (hex(c[1]), hex(c[4]), hex(c[2]))
+        })
+        .collect()
+}
+
+/// The inline chains `ruperf report --format script` prints for addresses of `prog`:
+/// (file offset, names innermost first, the symbol's own name last).
+fn script_chains(data: &Path, prog: &Path) -> Vec<(u64, Vec<String>)> {
+    let out = ruperf()
+        .args(["report", "--format", "script", "-i"])
+        .arg(data)
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let own = format!("({})", prog.display());
+    let mut chains: Vec<(u64, Vec<String>)> = Vec::new();
+    let mut cur: Vec<String> = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with('\t')) {
+        let t = line.trim();
+        let Some((addr, rest)) = t.split_once(' ') else {
+            continue;
+        };
+        let name = |r: &str| r.rsplit_once('+').map(|(n, _)| n.to_owned());
+        if let Some(r) = rest.strip_suffix(" (inlined)") {
+            cur.extend(name(r));
+        } else if !cur.is_empty() {
+            if let (Some(r), Ok(a)) = (rest.strip_suffix(&own), u64::from_str_radix(addr, 16)) {
+                cur.extend(name(r.trim_end()));
+                if !chains.iter().any(|(x, _)| *x == a) {
+                    chains.push((a, std::mem::take(&mut cur)));
+                }
+            }
+            cur.clear();
+        }
+    }
+    chains
+}
+
+/// Checks ruperf's inline chains against `addr2line -f -i -C` (the program perf runs).
+fn chains_match_addr2line(data: &Path, prog: &Path, want_inner: &str) {
+    let segs = load_segments(prog);
+    let chains = script_chains(data, prog);
+    assert!(
+        chains.iter().any(|(_, c)| c[0].ends_with(want_inner)),
+        "no inline chain starts at {want_inner}: {chains:?}"
+    );
+    for (off, names) in chains.iter().take(20) {
+        let (s, _, v) = segs
+            .iter()
+            .find(|(s, n, _)| off >= s && *off < s + n)
+            .expect("offset in a segment");
+        let vaddr = off - s + v;
+        let out = Command::new("addr2line")
+            .args(["-f", "-i", "-C", "-e"])
+            .arg(prog)
+            .arg(format!("{vaddr:#x}"))
+            .output()
+            .unwrap();
+        let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        // The last name is the symbol table's; the inlined ones must be addr2line's.
+        assert_eq!(
+            names[..names.len() - 1],
+            theirs[..theirs.len().saturating_sub(1)],
+            "inline chain at {vaddr:#x}"
+        );
+    }
+}
+
+#[test]
+fn inline_chains_match_binutils_addr2line_for_c_and_rust() {
+    require!(have_perf(), "Debian's perf is needed");
+    require!(have("addr2line") && have("readelf"), "binutils are needed");
+    require!(have("rustc"), "rustc is needed");
+    let dir = scratch("sym-inline-chains");
+    let c = build(
+        &dir,
+        "inl",
+        "cc",
+        INLINE_C,
+        &["-O2", "-g", "-fno-omit-frame-pointer"],
+    );
+    let data = perf_record(&dir, &["-g", "-N"], &[c.to_str().unwrap()]);
+    chains_match_addr2line(&data, &c, "mix");
+    // A Rust release build: generics, a closure and an #[inline(always)] helper.
+    let src = dir.join("rsinl.rs");
+    std::fs::write(&src, RUST_INLINE).unwrap();
+    let rs = dir.join("rsinl");
+    run(Command::new("rustc")
+        .args([
+            "-C",
+            "opt-level=3",
+            "-g",
+            "-C",
+            "force-frame-pointers=yes",
+            "-o",
+        ])
+        .arg(&rs)
+        .arg(&src));
+    let data = perf_record(&dir, &["-g", "-N"], &[rs.to_str().unwrap()]);
+    chains_match_addr2line(&data, &rs, "rsinl::mix");
+    // Source lines of the hot path equal perf's (which asks addr2line).
+    let flat = ["--no-children", "-g", "none", "--sort", "srcline"];
+    let theirs = perf_report(&dir, &data, &flat);
+    let ours = ruperf_report(&dir, &data, &flat);
+    let line = RUST_INLINE
+        .lines()
+        .position(|l| l.contains("wrapping_mul"))
+        .unwrap()
+        + 1;
+    let row = format!("rsinl.rs:{line}");
+    same_row(&ours, &theirs, &row, &row);
+}
