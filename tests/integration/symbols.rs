@@ -709,3 +709,23 @@ fn inline_chains_match_binutils_addr2line_for_c_and_rust() {
     let row = format!("rsinl.rs:{line}");
     same_row(&ours, &theirs, &row, &row);
 }
+
+#[test]
+fn symfs_holds_the_recorded_files() {
+    require!(have_perf(), "Debian's perf is needed");
+    let dir = scratch("sym-symfs");
+    let prog = build(&dir, "hot", "cc", HOT_C, &["-O2"]);
+    let data = perf_record(&dir, &["-N"], &[prog.to_str().unwrap()]);
+    // The binary moves under a root, at its recorded path; the original is gone.
+    let root = dir.join("root");
+    let moved = root.join(prog.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&prog, &moved).unwrap();
+    let symfs = format!("--symfs={}", root.display());
+    let theirs = perf_report(&dir, &data, &[&symfs]);
+    let ours = ruperf_report(&dir, &data, &[&symfs]);
+    let row = "hot hot [.] crunch";
+    same_row(&ours, &theirs, row, row);
+    let without = ruperf_report(&dir, &data, &[]);
+    assert!(!without.contains("crunch"), "{without}");
+}
