@@ -220,6 +220,9 @@ impl ReportArgs {
                 Some(false)
             } else if self.children {
                 Some(true)
+            } else if let Some(f) = &self.fields {
+                // perf: -F shows the Children column only when it names overhead_children.
+                Some(f.split(',').any(|k| k.trim() == "overhead_children"))
             } else {
                 None
             },

@@ -204,6 +204,20 @@ fn inline_frames_and_srclines() {
         + 1;
     let hot_line = format!("inl.c:{line}");
     same_row(&ours, &theirs, &hot_line, &hot_line);
+    // perf's -F: the same lines, a Samples column, no Children column.
+    let fields = ["-F", "overhead,sample,srcline", "-g", "none"];
+    let theirs = perf_report(&dir, &data, &fields);
+    let ours = ruperf_report(&dir, &data, &fields);
+    assert!(
+        !ours.contains("Children") && ours.contains("Samples"),
+        "{ours}"
+    );
+    let hot = |t: &str| rows(t).into_iter().find(|(_, r)| r.ends_with(&hot_line));
+    assert_eq!(
+        hot(&ours).map(|r| r.1),
+        hot(&theirs).map(|r| r.1),
+        "{ours}\n{theirs}"
+    );
     // The inline chain at the hot address, innermost first, as binutils' addr2line -i
     // (what perf runs) names it: mix, step, then work.
     let tree = ruperf_report(&dir, &data, &["--no-children", "-g", "callee"]);

@@ -260,8 +260,13 @@ pub fn symbolizer(cfg: &Config, meta: &Meta) -> Symbolizer {
 /// drawn), source lines only for the srcline key.
 pub fn wanted(cfg: &Config, meta: &Meta) -> srcinfo::Wanted {
     let chains = meta.events.iter().any(|e| e.callchain);
+    // A flat Self-only report of the leaves shows no inline frame: no DWARF for it.
+    let flat = cfg.graph == GraphMode::None
+        && cfg.children == Some(false)
+        && matches!(cfg.format, Format::Stdio | Format::Json)
+        && cfg.flamegraph.is_none();
     srcinfo::Wanted {
-        inline: cfg.inline && chains,
+        inline: cfg.inline && chains && !flat,
         srcline: cfg.sort.contains(&SortKey::Srcline),
     }
 }
