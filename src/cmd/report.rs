@@ -220,11 +220,11 @@ impl ReportArgs {
                 Some(false)
             } else if self.children {
                 Some(true)
-            } else if let Some(f) = &self.fields {
-                // perf: -F shows the Children column only when it names overhead_children.
-                Some(f.split(',').any(|k| k.trim() == "overhead_children"))
             } else {
-                None
+                // perf: -F shows the Children column only when it names overhead_children.
+                self.fields
+                    .as_ref()
+                    .map(|f| f.split(',').any(|k| k.trim() == "overhead_children"))
             },
             graph,
             graph_min_percent: min.unwrap_or(0.5),
