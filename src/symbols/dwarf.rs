@@ -58,7 +58,15 @@ impl Dwarf {
             gimli::RunTimeEndian::Big
         };
         let load = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
-            let data: Rc<[u8]> = match obj.section_by_name(id.name()) {
+            // Location lists and macros say nothing about lines or inlining: not inflated.
+            let unused = matches!(
+                id,
+                gimli::SectionId::DebugLoc
+                    | gimli::SectionId::DebugLocLists
+                    | gimli::SectionId::DebugMacinfo
+                    | gimli::SectionId::DebugMacro
+            );
+            let data: Rc<[u8]> = match obj.section_by_name(id.name()).filter(|_| !unused) {
                 Some(s) if s.size() <= MAX_SECTION => match s.uncompressed_data() {
                     Ok(d) => Rc::from(&d[..]),
                     Err(_) => Rc::from(&[][..]),

@@ -267,6 +267,7 @@ pub fn wanted(cfg: &Config, meta: &Meta) -> srcinfo::Wanted {
         && cfg.flamegraph.is_none();
     srcinfo::Wanted {
         inline: cfg.inline && chains && !flat,
+        leaves_only: flat || !chains,
         srcline: cfg.sort.contains(&SortKey::Srcline),
     }
 }

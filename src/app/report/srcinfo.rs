@@ -19,6 +19,8 @@ pub struct Wanted {
     pub inline: bool,
     /// Source lines (`--sort srcline`).
     pub srcline: bool,
+    /// Only the sampled (leaf) frames are shown: callers need no DWARF.
+    pub leaves_only: bool,
 }
 
 /// Inline runs and source lines of every frame.
@@ -64,7 +66,19 @@ pub(super) fn attach(
     if want.srcline {
         out.frame_line = vec![0; p.frames.len()];
     }
-    let mut order: Vec<u32> = (0..p.frames.len() as u32).collect();
+    let mut order: Vec<u32> = if want.leaves_only {
+        let mut leaves: Vec<u32> = p
+            .stacks
+            .iter()
+            .filter(|st| st.node != 0)
+            .map(|st| p.nodes[st.node as usize].1)
+            .collect();
+        leaves.sort_unstable();
+        leaves.dedup();
+        leaves
+    } else {
+        (0..p.frames.len() as u32).collect()
+    };
     order.sort_by_key(|&i| (p.frames[i as usize].dso, p.frames[i as usize].addr));
     for i in order {
         let f: Frame = p.frames[i as usize];
