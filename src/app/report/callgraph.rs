@@ -247,7 +247,35 @@ pub(super) fn entries(
             }
         }
     }
-    let total = totals.period;
+    let keys = Keys {
+        comm: k_comm || k_pid,
+        pid: k_pid,
+        dso: k_dso,
+        sym: k_sym,
+        srcline: k_line,
+    };
+    finish(r, cfg, accs, children, keys, totals.period)
+}
+
+/// Which sort keys the entries show.
+#[derive(Debug, Clone, Copy)]
+struct Keys {
+    comm: bool,
+    pid: bool,
+    dso: bool,
+    sym: bool,
+    srcline: bool,
+}
+
+/// Filters the accumulated entries, builds their call trees and sorts them as perf does.
+fn finish(
+    r: &Resolved,
+    cfg: &Config,
+    accs: HashMap<Key, Acc>,
+    children: bool,
+    k: Keys,
+    total: u64,
+) -> Vec<Entry> {
     let min_hits = (total as f64 * cfg.graph_min_percent / 100.0).ceil() as u64;
     let mut out: Vec<Entry> = accs
         .into_values()
@@ -271,12 +299,12 @@ pub(super) fn entries(
                 children_period: children.then_some(a.children_period),
                 self_period: a.self_period,
                 samples: a.samples,
-                comm: (k_comm || k_pid).then(|| comm.clone()),
-                pid: k_pid.then_some(a.pid),
-                dso: k_dso.then(|| sym.dso.clone()),
-                symbol: k_sym.then(|| sym.name.clone()),
-                inlined: k_sym && sym.inlined,
-                srcline: k_line.then(|| r.srcline(a.line).to_owned()),
+                comm: k.comm.then(|| comm.clone()),
+                pid: k.pid.then_some(a.pid),
+                dso: k.dso.then(|| sym.dso.clone()),
+                symbol: k.sym.then(|| sym.name.clone()),
+                inlined: k.sym && sym.inlined,
+                srcline: k.srcline.then(|| r.srcline(a.line).to_owned()),
                 kernel: sym.kernel,
                 callchain: a
                     .tree
