@@ -466,6 +466,24 @@ int main(void) {
     // Shown under perf's DSO name for JIT code.
     let full = ruperf_report(&dir, &data, &[]);
     assert!(full.contains("[JIT] tid "), "{full}");
+    // ruperf record keeps the anonymous executable map, so both read its file the same way.
+    let ours_data = dir.join("ruperf.data");
+    ruperf()
+        .args(["record", "-N", "-o"])
+        .arg(&ours_data)
+        .arg("--")
+        .arg(&prog)
+        .home(&dir)
+        .assert()
+        .success();
+    let theirs = perf_report(&dir, &ours_data, &["--sort", "sym"]);
+    let ours = ruperf_report(&dir, &ours_data, &["--sort", "sym"]);
+    same_row(
+        &ours,
+        &theirs,
+        "[.] jitted_countdown",
+        "[.] jitted_countdown",
+    );
     // The map files this test's programs wrote.
     for e in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
         let p = e.path();
