@@ -13,6 +13,7 @@ use crate::counters::event;
 use crate::counters::sampler::SampleEvent;
 use crate::energy::{self, EnergySelector};
 use crate::error::{Error, Result};
+use crate::perfdata::buildid_cache::Policy;
 use crate::sysroot::Sysroot;
 
 /// What `ruperf record` does, in one line: its help's first line and its entry in `ruperf --help`.
@@ -81,7 +82,12 @@ pub struct RecordArgs {
         default_value = "perf.data"
     )]
     pub output: PathBuf,
-    /// Command to run and record
+    /// Do not write build ids into the file (nor add the DSOs to the build-id cache)
+    #[arg(short = 'B', long = "no-buildid")]
+    pub no_buildid: bool,
+    /// Do not add the sampled DSOs to the build-id cache (~/.debug, or $PERF_BUILDID_DIR)
+    #[arg(short = 'N', long = "no-buildid-cache")]
+    pub no_buildid_cache: bool,
     /// Read energy while sampling, for `ruperf report --energy`: `rapl`, `nvml` or `energy`
     /// (both; the default), or any energy name `stat -e` takes. Energy names in `-e` do the same.
     #[arg(long = "energy", value_name = "NAMES", num_args = 0..=1, default_missing_value = "energy", require_equals = true)]
@@ -89,6 +95,7 @@ pub struct RecordArgs {
     /// Milliseconds between energy readings.
     #[arg(long = "energy-interval", value_name = "MS", default_value_t = 10)]
     pub energy_interval: u64,
+    /// Command to run and record
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -166,6 +173,13 @@ impl RecordArgs {
             cmdline: std::env::args_os().collect(),
             energy,
             nvml_lib: None,
+            build_ids: if self.no_buildid {
+                Policy::Omit
+            } else if self.no_buildid_cache {
+                Policy::NoCache
+            } else {
+                Policy::Cache
+            },
         })
     }
 }

@@ -50,9 +50,22 @@ pub struct ReportArgs {
     /// Show only the Self overhead (one Overhead column)
     #[arg(long)]
     pub no_children: bool,
-    /// Sort and group by these keys: comm, pid, dso, sym
+    /// Sort and group by these keys: comm, pid, dso, sym, srcline
     #[arg(short = 's', long, value_name = "KEYS", default_value = "comm,dso,sym")]
     pub sort: String,
+    /// Output fields (perf's -F): overhead, overhead_children, sample, and the --sort keys;
+    /// the keys given here replace --sort
+    #[arg(short = 'F', long = "fields", value_name = "FIELDS")]
+    pub fields: Option<String>,
+    /// Show inline frames (from DWARF) in call chains; perf's default
+    #[arg(long, overrides_with = "no_inline")]
+    pub inline: bool,
+    /// Do not show inline frames (no DWARF is read unless --sort srcline asks for it)
+    #[arg(long)]
+    pub no_inline: bool,
+    /// Look up the recorded files under this directory (perf's --symfs)
+    #[arg(long, value_name = "DIR")]
+    pub symfs: Option<PathBuf>,
     /// Call graph: [graph|fractal|folded|none][,MIN_PERCENT][,caller|callee] (perf's -g)
     #[arg(
         short = 'g',
@@ -136,24 +149,62 @@ fn parse_call_graph(spec: &str) -> Result<(GraphMode, Option<f64>, Option<Order>
 }
 
 impl ReportArgs {
-    fn config(&self, g: &Globals) -> Result<Config> {
+    /// The sort keys: those of `-F` when it names any, else `--sort`; and whether `-F`
+    /// asked for the sample count column.
+    fn sort_keys(&self) -> Result<(Vec<SortKey>, bool)> {
         let mut sort = Vec::new();
-        for k in self.sort.split(',').filter(|k| !k.trim().is_empty()) {
+        let mut samples = false;
+        let (list, flag) = match &self.fields {
+            Some(f) => (f.as_str(), "-F"),
+            None => (self.sort.as_str(), "--sort"),
+        };
+        for k in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            if flag == "-F" {
+                match k {
+                    "overhead" | "overhead_children" | "overhead_self" => continue,
+                    "sample" => {
+                        samples = true;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             let key = SortKey::parse(k).ok_or_else(|| {
                 Error::Usage(format!(
-                    "unknown --sort key `{}` (use comm, pid, dso and sym)",
-                    k.trim()
+                    "unknown {flag} key `{k}` (use comm, pid, dso, sym and srcline{})",
+                    if flag == "-F" {
+                        ", overhead, overhead_children and sample"
+                    } else {
+                        ""
+                    }
                 ))
             })?;
             if !sort.contains(&key) {
                 sort.push(key);
             }
         }
+        if sort.is_empty() && flag == "-F" {
+            return self.fields_default(samples);
+        }
         if sort.is_empty() {
             return Err(Error::Usage(
-                "--sort needs at least one key (comm, pid, dso, sym)".into(),
+                "--sort needs at least one key (comm, pid, dso, sym, srcline)".into(),
             ));
         }
+        Ok((sort, samples))
+    }
+
+    /// `-F` with only percentage fields: the keys come from `--sort`.
+    fn fields_default(&self, samples: bool) -> Result<(Vec<SortKey>, bool)> {
+        let plain = ReportArgs {
+            fields: None,
+            ..self.clone()
+        };
+        plain.sort_keys().map(|(k, _)| (k, samples))
+    }
+
+    fn config(&self, g: &Globals) -> Result<Config> {
+        let (sort, field_samples) = self.sort_keys()?;
         let (graph, min, order) = match &self.call_graph {
             Some(spec) => parse_call_graph(spec)?,
             None => (GraphMode::Graph, None, None),
@@ -197,14 +248,17 @@ impl ReportArgs {
             } else if self.children {
                 Some(true)
             } else {
-                None
+                // perf: -F shows the Children column only when it names overhead_children.
+                self.fields
+                    .as_ref()
+                    .map(|f| f.split(',').any(|k| k.trim() == "overhead_children"))
             },
             graph,
             graph_min_percent: min.unwrap_or(0.5),
             order,
             percent_limit: self.percent_limit,
             max_stack: self.max_stack,
-            show_samples: self.show_nr_samples,
+            show_samples: self.show_nr_samples || field_samples,
             header: self.header,
             comms: self.comms.clone(),
             dsos: self.dsos.clone(),
@@ -214,6 +268,8 @@ impl ReportArgs {
             sysroot: g.sysroot.clone(),
             progress: std::io::stderr().is_terminal(),
             energy: self.energy,
+            inline: !self.no_inline,
+            symfs: self.symfs.clone(),
         })
     }
 }

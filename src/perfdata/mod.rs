@@ -7,6 +7,7 @@
 //! records, whoever wrote it (perf or ruperf).
 
 pub mod buildid;
+pub mod buildid_cache;
 pub mod energy;
 pub mod features;
 pub mod reader;

@@ -8,14 +8,19 @@
 //! the cached kallsyms copy perf keeps per kernel build id, or from /proc/kallsyms when the
 //! running kernel is the recorded one; they are relocated by the recorded `_text` address.
 
+pub mod debugfile;
+pub mod dwarf;
+pub mod elf;
+pub mod jitmap;
+
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
-
 use crate::sysroot::Sysroot;
+use debugfile::DebugDirs;
+use dwarf::{Dwarf, Frames};
+pub use elf::{load_elf, ElfSymbols};
 
 pub mod unwind;
 
@@ -57,6 +62,13 @@ impl SymbolTable {
         } else {
             None
         }
+    }
+
+    /// The symbols: (start, end, name).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64, &str)> + '_ {
+        self.syms
+            .iter()
+            .map(|s| (s.0, s.1, &self.names[s.2 as usize..(s.2 + s.3) as usize]))
     }
 
     /// Number of symbols.
@@ -132,62 +144,6 @@ fn parse_hex(s: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-/// An ELF file's symbols and the mapping from file offsets to its virtual addresses.
-#[derive(Debug, Default)]
-pub struct ElfSymbols {
-    /// Symbols by virtual address.
-    pub table: SymbolTable,
-    /// PT_LOAD segments: (file offset, file size, virtual address).
-    segments: Vec<(u64, u64, u64)>,
-    /// True when the table came from .symtab (not only the exported .dynsym).
-    full: bool,
-}
-
-impl ElfSymbols {
-    /// The virtual address of a file offset, through the PT_LOAD segments.
-    pub fn offset_to_vaddr(&self, off: u64) -> Option<u64> {
-        self.segments
-            .iter()
-            .find(|s| off >= s.0 && off - s.0 < s.1.max(1))
-            .map(|s| off - s.0 + s.2)
-    }
-}
-
-/// Reads an ELF file's build id (hex) and symbols. `None` when it is not a readable ELF.
-pub fn load_elf(path: &Path) -> Option<(Option<String>, ElfSymbols)> {
-    let file = crate::sysroot::open_regular(path).ok()?;
-    let cache = object::ReadCache::new(file);
-    let obj = object::File::parse(&cache).ok()?;
-    let build_id = obj.build_id().ok().flatten().map(hex);
-    let mut out = ElfSymbols::default();
-    for seg in obj.segments() {
-        let (off, size) = seg.file_range();
-        if size > 0 {
-            out.segments.push((off, size, seg.address()));
-        }
-    }
-    let add = |table: &mut SymbolTable,
-               syms: object::SymbolIterator<'_, '_, &object::ReadCache<File>>| {
-        for s in syms {
-            if s.kind() != SymbolKind::Text || s.address() == 0 || s.is_undefined() {
-                continue;
-            }
-            if let Ok(name) = s.name() {
-                if !name.is_empty() {
-                    table.push(s.address(), s.size(), name);
-                }
-            }
-        }
-    };
-    add(&mut out.table, obj.symbols());
-    out.full = !out.table.is_empty();
-    if out.table.is_empty() {
-        add(&mut out.table, obj.dynamic_symbols());
-    }
-    out.table.finish(u64::MAX);
-    Some((build_id, out))
-}
-
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -206,7 +162,11 @@ pub fn demangle(name: &str) -> String {
     }
     if name.starts_with("_Z") {
         if let Ok(sym) = cpp_demangle::Symbol::new(name) {
-            if let Ok(d) = sym.demangle() {
+            // perf's default (DMGL_NO_OPTS): no parameters, no return type.
+            let opts = cpp_demangle::DemangleOptions::new()
+                .no_params()
+                .no_return_type();
+            if let Ok(d) = sym.demangle_with_options(&opts) {
                 return d;
             }
         }
@@ -214,10 +174,22 @@ pub fn demangle(name: &str) -> String {
     name.to_owned()
 }
 
+/// A user DSO's symbols and, loaded on first need, its DWARF.
+#[derive(Debug)]
+struct Dso {
+    syms: ElfSymbols,
+    /// The file whose DWARF answers line and inline questions (the binary or its debug file).
+    dwarf_path: Option<PathBuf>,
+    /// `None` until first asked; then the parsed DWARF, if any.
+    dwarf: Option<Option<Dwarf>>,
+}
+
 /// Where a DSO's symbols come from, resolved once.
 #[derive(Debug)]
 enum Loaded {
-    Elf(ElfSymbols),
+    Elf(Box<Dso>),
+    /// A JIT map (`/tmp/perf-PID.map`): absolute addresses.
+    Jit(SymbolTable),
     Missing,
 }
 
@@ -227,6 +199,10 @@ pub struct Symbolizer {
     sysroot: Sysroot,
     /// Directory of perf's build-id cache (`~/.debug`).
     debug_dir: Option<PathBuf>,
+    /// Where separate debug files are searched.
+    dirs: DebugDirs,
+    /// `--symfs`: a root prefixed to every recorded DSO path.
+    symfs: Option<PathBuf>,
     /// Build ids the recording gives, by DSO path.
     recorded: HashMap<String, String>,
     dsos: HashMap<String, Loaded>,
@@ -239,16 +215,28 @@ pub struct Symbolizer {
 impl Symbolizer {
     /// A symbolizer for a recording whose BUILD_ID section maps `recorded` paths to ids.
     pub fn new(sysroot: Sysroot, recorded: HashMap<String, String>) -> Self {
-        let debug_dir = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".debug"));
+        let debug_dir = crate::perfdata::buildid_cache::cache_dir();
         Symbolizer {
             sysroot,
+            dirs: DebugDirs {
+                cache: debug_dir.clone(),
+                system: PathBuf::from("/usr/lib/debug"),
+            },
             debug_dir,
+            symfs: None,
             recorded,
             dsos: HashMap::new(),
             kernel: None,
             kernel_text: None,
             warnings: Vec::new(),
         }
+    }
+
+    /// Looks up every recorded DSO path under `dir` (perf's `--symfs`), including the
+    /// system debug directory.
+    pub fn set_symfs(&mut self, dir: PathBuf) {
+        self.dirs.system = dir.join("usr/lib/debug");
+        self.symfs = Some(dir);
     }
 
     /// Sets the kernel's `_text` address as recorded (the kernel map's pgoff).
@@ -267,109 +255,159 @@ impl Symbolizer {
     }
 
     fn cache_path(&self, build_id: &str, leaf: &str) -> Option<PathBuf> {
-        if build_id.len() < 3 {
-            return None;
-        }
-        let p = self
-            .debug_dir
-            .as_ref()?
-            .join(".build-id")
-            .join(&build_id[..2])
-            .join(&build_id[2..])
-            .join(leaf);
+        let p = crate::perfdata::buildid_cache::lookup(self.debug_dir.as_deref()?, build_id, leaf)?;
         p.exists().then_some(p)
     }
 
-    /// Replaces a stripped file's exported symbols with the full table of its separate debug
-    /// file (`/usr/lib/debug/.build-id/xx/rest.debug`), when installed.
-    fn with_debug_symbols(&self, build_id: Option<&str>, mut syms: ElfSymbols) -> ElfSymbols {
-        let Some(id) = build_id.filter(|id| id.len() > 2) else {
-            return syms;
-        };
-        if syms.full {
-            return syms;
+    fn on_disk(&self, path: &str) -> PathBuf {
+        match &self.symfs {
+            Some(root) => root.join(path.trim_start_matches('/')),
+            None => PathBuf::from(path),
         }
-        let p = Path::new("/usr/lib/debug/.build-id")
-            .join(&id[..2])
-            .join(format!("{}.debug", &id[2..]));
-        if let Some((_, dbg)) = load_elf(&p) {
-            if dbg.full {
-                syms.table = dbg.table;
-                syms.full = true;
+    }
+
+    /// Completes a file's symbols from its separate debug file and picks the file whose DWARF
+    /// answers line questions.
+    fn with_debug_file(&self, file: &Path, build_id: Option<&str>, mut syms: ElfSymbols) -> Dso {
+        let mut dwarf_path = syms.has_dwarf.then(|| file.to_path_buf());
+        if !syms.full || dwarf_path.is_none() {
+            let link = syms.debuglink.as_ref().map(|(n, c)| (n.as_str(), *c));
+            if let Some(dbg_path) = self.dirs.find(file, build_id, link) {
+                if let Some((_, dbg)) = load_elf(&dbg_path) {
+                    if !syms.full && dbg.full {
+                        syms.table = dbg.table;
+                        syms.full = true;
+                    }
+                    if dwarf_path.is_none() && dbg.has_dwarf {
+                        dwarf_path = Some(dbg_path);
+                    }
+                }
             }
         }
-        syms
+        Dso {
+            syms,
+            dwarf_path,
+            dwarf: None,
+        }
     }
 
     fn load_dso(&mut self, path: &str) -> Loaded {
+        if jitmap::is_map_path(path) {
+            return match jitmap::load(&self.on_disk(path)) {
+                Some(t) => Loaded::Jit(t),
+                None => Loaded::Missing,
+            };
+        }
         let wanted = self.recorded.get(path).cloned();
+        let file = self.on_disk(path);
         let on_disk = if path.starts_with('/') {
-            load_elf(Path::new(path))
+            load_elf(&file).map(|(id, s)| (id, s, file.clone()))
         } else {
             None
         };
-        let on_disk = on_disk.map(|(id, syms)| {
-            let syms = self.with_debug_symbols(id.as_deref(), syms);
-            (id, syms)
-        });
-        match (&wanted, on_disk) {
-            (None, Some((_, syms))) => return Loaded::Elf(syms),
-            (Some(w), Some((Some(have), syms))) if *w == have => return Loaded::Elf(syms),
+        let from_cache = |leaf: &str| {
+            let p = self.cache_path(wanted.as_deref()?, leaf)?;
+            load_elf(&p).map(|(id, s)| (id, s, p))
+        };
+        let found = match (&wanted, on_disk) {
+            (None, Some(d)) => Some(d),
+            (Some(w), Some(d)) if d.0.as_deref() == Some(w.as_str()) => Some(d),
             (Some(_), Some(_)) => {
-                if let Some((_, syms)) = wanted
-                    .as_deref()
-                    .and_then(|w| self.cache_path(w, "elf"))
-                    .and_then(|p| load_elf(&p))
-                {
-                    return Loaded::Elf(syms);
+                let c = from_cache("elf");
+                if c.is_none() {
+                    self.warnings.push(format!(
+                        "{path} changed since the recording (its build id differs) and no copy is cached in ~/.debug; its addresses are left unresolved"
+                    ));
+                    return Loaded::Missing;
                 }
-                self.warnings.push(format!(
-                    "{path} changed since the recording (its build id differs) and no copy is cached in ~/.debug; its addresses are left unresolved"
-                ));
-                return Loaded::Missing;
+                c
             }
-            (_, None) => {}
-        }
-        // Not on disk: perf's build-id cache, or the vdso copy perf keeps.
-        if let Some(w) = &wanted {
-            let leaf = if path == "[vdso]" { "vdso" } else { "elf" };
-            if let Some((_, syms)) = self.cache_path(w, leaf).and_then(|p| load_elf(&p)) {
-                return Loaded::Elf(syms);
+            // Not on disk: perf's build-id cache, or the vdso copy perf keeps.
+            (_, None) => from_cache(if path == "[vdso]" { "vdso" } else { "elf" }),
+        };
+        if found.is_none() && path == "[vdso]" {
+            // As perf: this machine's own vdso, when it is the recorded one (or none is named).
+            if let Some((id, syms)) =
+                crate::perfdata::buildid_cache::own_vdso().and_then(|b| elf::load_image(&b))
+            {
+                if wanted.is_none() || wanted == id {
+                    return Loaded::Elf(Box::new(Dso {
+                        syms,
+                        dwarf_path: None,
+                        dwarf: None,
+                    }));
+                }
             }
         }
-        if path.starts_with('/') {
-            let what = match std::fs::metadata(path) {
-                Ok(m) if !m.is_file() => "is not a regular file, so ruperf does not open it",
-                Ok(_) => "is not an ELF file ruperf can read symbols from",
-                Err(_) => "is missing (it was recorded but is no longer on disk)",
-            };
-            self.warnings
-                .push(format!("{path} {what}; its addresses are left unresolved"));
+        match found {
+            Some((id, syms, file)) => {
+                Loaded::Elf(Box::new(self.with_debug_file(&file, id.as_deref(), syms)))
+            }
+            None => {
+                if path.starts_with('/') {
+                    let what = match std::fs::metadata(path) {
+                        Ok(m) if !m.is_file() => {
+                            "is not a regular file, so ruperf does not open it"
+                        }
+                        Ok(_) => "is not an ELF file ruperf can read symbols from",
+                        Err(_) => {
+                            "is missing (it was recorded but is no longer on disk, nor in ~/.debug)"
+                        }
+                    };
+                    self.warnings
+                        .push(format!("{path} {what}; its addresses are left unresolved"));
+                }
+                Loaded::Missing
+            }
         }
-        Loaded::Missing
+    }
+
+    fn dso(&mut self, path: &str) -> &mut Loaded {
+        if !self.dsos.contains_key(path) {
+            let loaded = self.load_dso(path);
+            self.dsos.insert(path.to_owned(), loaded);
+        }
+        self.dsos.get_mut(path).expect("inserted above")
     }
 
     /// The symbol at file offset `off` of the user DSO `path`: (name, offset of the address
     /// into the symbol). `None` when the DSO or the address has no symbol.
     pub fn lookup_user(&mut self, path: &str, off: u64) -> Option<(&str, u64)> {
-        if !self.dsos.contains_key(path) {
-            let loaded = self.load_dso(path);
-            self.dsos.insert(path.to_owned(), loaded);
-        }
-        match self.dsos.get(path)? {
+        match self.dso(path) {
             Loaded::Elf(e) => {
-                let vaddr = e.offset_to_vaddr(off)?;
-                e.table.lookup(vaddr).map(|(n, start)| (n, vaddr - start))
+                let vaddr = e.syms.offset_to_vaddr(off)?;
+                e.syms
+                    .table
+                    .lookup(vaddr)
+                    .map(|(n, start)| (n, vaddr - start))
             }
+            Loaded::Jit(t) => t.lookup(off).map(|(n, start)| (n, off - start)),
             Loaded::Missing => None,
         }
+    }
+
+    /// The DWARF inline chain at file offset `off` of `path` (innermost first, the last
+    /// frame being the symbol's own function); empty without debug information. Parses the
+    /// DSO's DWARF on first use.
+    pub fn src_frames(&mut self, path: &str, off: u64) -> Option<Frames> {
+        let Loaded::Elf(e) = self.dso(path) else {
+            return None;
+        };
+        let vaddr = e.syms.offset_to_vaddr(off)?;
+        if e.dwarf.is_none() {
+            e.dwarf = Some(e.dwarf_path.as_deref().and_then(Dwarf::load));
+        }
+        let d = e.dwarf.as_mut()?.as_mut()?;
+        let f = d.frames(vaddr);
+        (!f.is_empty()).then_some(f)
     }
 
     /// The virtual address of file offset `off` in `path`, once loaded (for display of
     /// unresolved addresses).
     pub fn vaddr(&self, path: &str, off: u64) -> Option<u64> {
         match self.dsos.get(path)? {
-            Loaded::Elf(e) => e.offset_to_vaddr(off),
+            Loaded::Elf(e) => e.syms.offset_to_vaddr(off),
+            Loaded::Jit(_) => Some(off),
             Loaded::Missing => None,
         }
     }
@@ -484,7 +522,8 @@ mod tests {
             demangle("_ZN4core3ptr13drop_in_place17h0123456789abcdefE"),
             "core::ptr::drop_in_place"
         );
-        assert_eq!(demangle("_ZN3foo3barEv"), "foo::bar()");
+        assert_eq!(demangle("_ZN3foo3barEv"), "foo::bar");
+        assert_eq!(demangle("_ZN1A1fIiEEvT_"), "A::f<int>");
         assert_eq!(demangle("main"), "main");
         assert_eq!(demangle("_Zgarbage"), "_Zgarbage");
     }

@@ -26,3 +26,4 @@ mod serve;
 mod stat;
 mod stat_depth;
 mod stat_energy;
+mod symbols;

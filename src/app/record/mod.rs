@@ -25,6 +25,7 @@ use crate::os::launcher::{self, ExitStatus, GatedChild, SignalWatch};
 use crate::os::ring::{self, RecordRef};
 use crate::os::sys::{self, bindings as b};
 use crate::perfdata::buildid;
+use crate::perfdata::buildid_cache::{self, Policy};
 use crate::perfdata::features::{self as feat, BuildIdEntry, EventDesc};
 use crate::perfdata::synth::{self, IdTrailer};
 use crate::perfdata::writer::{FileAttr, Writer};
@@ -79,6 +80,8 @@ pub struct RecordConfig {
     pub energy: Option<energy::EnergyPlan>,
     /// The NVML library to load for GPU energy (None: the system's).
     pub nvml_lib: Option<PathBuf>,
+    /// Build ids: in the file and the `~/.debug` cache, the file only, or neither.
+    pub build_ids: crate::perfdata::buildid_cache::Policy,
 }
 
 /// Counters shown while recording and in the summary.
@@ -375,7 +378,7 @@ impl Tally {
         let Ok(name) = std::str::from_utf8(&name_bytes[..end]) else {
             return;
         };
-        if !name.starts_with('/') {
+        if !name.starts_with('/') && name != "[vdso]" {
             return;
         }
         let idx = match self.dso_index.get(name) {
@@ -830,7 +833,11 @@ pub fn run(
         }
     }
 
-    let mut features = feature_sections(cfg, root, &s, kernel_text.is_some());
+    let mut warnings = Vec::new();
+    let mut features = feature_sections(cfg, root, &s, kernel_text.is_some(), &mut warnings);
+    for w in warnings {
+        notify(Notice::Note(w));
+    }
     if let Some(t) = &energy_trace {
         features.push((crate::perfdata::energy::FEATURE, t.encode()));
     }
@@ -868,6 +875,7 @@ fn feature_sections(
     root: &Sysroot,
     s: &Session<'_>,
     kernel_mapped: bool,
+    warnings: &mut Vec<String>,
 ) -> Vec<(u32, Vec<u8>)> {
     let mut out = Vec::new();
     if let Ok(u) = nix::sys::utsname::uname() {
@@ -907,6 +915,7 @@ fn feature_sections(
     out.push((feat::EVENT_DESC, feat::event_desc(&descs)));
 
     let mut ids = Vec::new();
+    let vdso = buildid_cache::vdso();
     if kernel_mapped && s.tally.kernel_hit {
         if let Some(id) = buildid::kernel_build_id(root) {
             ids.push(BuildIdEntry {
@@ -917,6 +926,16 @@ fn feature_sections(
         }
     }
     for dso in s.tally.hit_dsos() {
+        if dso == "[vdso]" {
+            if let Some(v) = vdso.as_ref() {
+                ids.push(BuildIdEntry {
+                    kernel: false,
+                    id: v.id.clone(),
+                    path: dso.to_string(),
+                });
+            }
+            continue;
+        }
         if let Ok(Some(id)) = buildid::elf_build_id(Path::new(dso)) {
             ids.push(BuildIdEntry {
                 kernel: false,
@@ -925,7 +944,17 @@ fn feature_sections(
             });
         }
     }
-    if !ids.is_empty() {
+    if cfg.build_ids == Policy::Cache {
+        let list: Vec<(String, Vec<u8>)> =
+            ids.iter().map(|e| (e.path.clone(), e.id.clone())).collect();
+        let kallsyms = root.path("/proc/kallsyms");
+        warnings.extend(buildid_cache::add_recorded(
+            &list,
+            vdso.as_ref(),
+            Some(&kallsyms),
+        ));
+    }
+    if !ids.is_empty() && cfg.build_ids != Policy::Omit {
         out.push((feat::BUILD_ID, feat::build_ids(&ids)));
     }
     if let Some(first) = s.tally.first_time {

@@ -355,11 +355,17 @@ impl Aggregator {
         if !m.executable {
             return;
         }
-        let dso = self.intern_dso(m.path);
+        // Anonymous code (JITs) resolves through /tmp/perf-PID.map by absolute address.
+        let (dso, pgoff) = if crate::symbols::jitmap::is_anon(m.path) {
+            let jit = crate::symbols::jitmap::map_path(m.pid);
+            (self.intern_dso(jit.as_bytes()), m.start)
+        } else {
+            (self.intern_dso(m.path), m.pgoff)
+        };
         self.procs.entry(m.pid).or_default().insert(Map {
             start: m.start,
             end,
-            pgoff: m.pgoff,
+            pgoff,
             dso,
         });
         self.bump_version(m.pid);

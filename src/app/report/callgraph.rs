@@ -16,6 +16,9 @@ pub struct CallNode {
     pub symbol: String,
     /// Shared object.
     pub dso: String,
+    /// An inlined function (perf prints ` (inlined)` after the name).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inlined: bool,
     /// Sum of periods through this node.
     pub period: u64,
     /// `period` as a percentage of the event's total.
@@ -95,6 +98,7 @@ impl Tree {
                 CallNode {
                     symbol: sym.name.clone(),
                     dso: sym.dso.clone(),
+                    inlined: sym.inlined,
                     period: n.hits,
                     percent: pct(n.hits, total),
                     ends: n.ends,
@@ -120,6 +124,7 @@ struct Key {
     pid: Option<i32>,
     dso: Option<u32>,
     sym: Option<u32>,
+    srcline: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -128,6 +133,7 @@ struct Acc {
     children_period: u64,
     samples: u64,
     sym: u32,
+    line: u32,
     comm: u32,
     pid: i32,
     tree: Option<Tree>,
@@ -144,11 +150,12 @@ pub(super) fn entries(
     totals: EventTotals,
 ) -> Vec<Entry> {
     let has = |k: SortKey| cfg.sort.contains(&k);
-    let (k_comm, k_pid, k_dso, k_sym) = (
+    let (k_comm, k_pid, k_dso, k_sym, k_line) = (
         has(SortKey::Comm),
         has(SortKey::Pid),
         has(SortKey::Dso),
         has(SortKey::Sym),
+        has(SortKey::Srcline),
     );
     let mut dso_ids: HashMap<&str, u32> = HashMap::new();
     let sym_dso: Vec<u32> = r
@@ -159,28 +166,35 @@ pub(super) fn entries(
             *dso_ids.entry(s.dso.as_str()).or_insert(n)
         })
         .collect();
-    let key_of = |comm: u32, pid: i32, sym: u32| Key {
+    let key_of = |comm: u32, pid: i32, sym: u32, line: u32| Key {
         comm: (k_comm || k_pid).then_some(comm),
         pid: k_pid.then_some(pid),
         dso: k_dso.then(|| sym_dso[sym as usize]),
         sym: k_sym.then_some(sym),
+        srcline: k_line.then_some(line),
     };
     let want_tree = graph.is_some() && cfg.format != super::Format::Folded;
     let mut accs: HashMap<Key, Acc> = HashMap::new();
     let mut frames = Vec::new();
     let mut syms: Vec<u32> = Vec::new();
+    let mut lines: Vec<u32> = Vec::new();
     let mut seen: Vec<Key> = Vec::new();
     for st in r.profile.stacks.iter().filter(|s| s.event == event) {
         r.profile.stack_frames(st.node, &mut frames);
-        syms.clear();
-        syms.extend(frames.iter().map(|&f| r.frame_sym[f as usize]));
-        let Some(&leaf) = syms.first() else { continue };
-        let leaf_key = key_of(st.comm, st.pid, leaf);
+        r.expand(&frames, &mut syms, &mut lines);
+        // The sample's own entry is the symbol-table function, never an inlined one.
+        let Some(&leaf_frame) = frames.first() else {
+            continue;
+        };
+        let leaf = r.frame_sym[leaf_frame as usize];
+        let leaf_line = lines.first().copied().unwrap_or(0);
+        let leaf_key = key_of(st.comm, st.pid, leaf, leaf_line);
         let a = accs.entry(leaf_key).or_insert_with(|| Acc {
             self_period: 0,
             children_period: 0,
             samples: 0,
             sym: leaf,
+            line: leaf_line,
             comm: st.comm,
             pid: st.pid,
             tree: want_tree.then(Tree::new),
@@ -209,7 +223,7 @@ pub(super) fn entries(
                 Order::Callee => step,
             };
             let s = syms[i];
-            let k = key_of(st.comm, st.pid, s);
+            let k = key_of(st.comm, st.pid, s, lines[i]);
             if seen.contains(&k) {
                 continue;
             }
@@ -219,6 +233,7 @@ pub(super) fn entries(
                 children_period: 0,
                 samples: 0,
                 sym: s,
+                line: lines[i],
                 comm: st.comm,
                 pid: st.pid,
                 tree: want_tree.then(Tree::new),
@@ -232,7 +247,35 @@ pub(super) fn entries(
             }
         }
     }
-    let total = totals.period;
+    let keys = Keys {
+        comm: k_comm || k_pid,
+        pid: k_pid,
+        dso: k_dso,
+        sym: k_sym,
+        srcline: k_line,
+    };
+    finish(r, cfg, accs, children, keys, totals.period)
+}
+
+/// Which sort keys the entries show.
+#[derive(Debug, Clone, Copy)]
+struct Keys {
+    comm: bool,
+    pid: bool,
+    dso: bool,
+    sym: bool,
+    srcline: bool,
+}
+
+/// Filters the accumulated entries, builds their call trees and sorts them as perf does.
+fn finish(
+    r: &Resolved,
+    cfg: &Config,
+    accs: HashMap<Key, Acc>,
+    children: bool,
+    k: Keys,
+    total: u64,
+) -> Vec<Entry> {
     let min_hits = (total as f64 * cfg.graph_min_percent / 100.0).ceil() as u64;
     let mut out: Vec<Entry> = accs
         .into_values()
@@ -256,10 +299,12 @@ pub(super) fn entries(
                 children_period: children.then_some(a.children_period),
                 self_period: a.self_period,
                 samples: a.samples,
-                comm: (k_comm || k_pid).then(|| comm.clone()),
-                pid: k_pid.then_some(a.pid),
-                dso: k_dso.then(|| sym.dso.clone()),
-                symbol: k_sym.then(|| sym.name.clone()),
+                comm: k.comm.then(|| comm.clone()),
+                pid: k.pid.then_some(a.pid),
+                dso: k.dso.then(|| sym.dso.clone()),
+                symbol: k.sym.then(|| sym.name.clone()),
+                inlined: k.sym && sym.inlined,
+                srcline: k.srcline.then(|| r.srcline(a.line).to_owned()),
                 kernel: sym.kernel,
                 callchain: a
                     .tree
@@ -277,6 +322,7 @@ pub(super) fn entries(
             .then_with(|| a.comm.cmp(&b.comm))
             .then_with(|| a.dso.cmp(&b.dso))
             .then_with(|| a.symbol.cmp(&b.symbol))
+            .then_with(|| a.srcline.cmp(&b.srcline))
     });
     out
 }
@@ -308,8 +354,7 @@ pub fn print_graph(
             } else {
                 out.push_str("   ");
             }
-            out.push_str(&n.symbol);
-            out.push('\n');
+            push_name(out, n);
         }
         margin += 3;
         let last = chain[chain.len() - 1];
@@ -318,6 +363,15 @@ pub fn print_graph(
     }
     let mask = vec![true];
     print_level(out, level, &mask, margin, total, parent_hits, mode);
+    out.push('\n');
+}
+
+/// A call-graph line's name, with perf's ` (inlined)` mark.
+fn push_name(out: &mut String, n: &CallNode) {
+    out.push_str(&n.symbol);
+    if n.inlined {
+        out.push_str(" (inlined)");
+    }
     out.push('\n');
 }
 
@@ -380,8 +434,7 @@ fn print_level(
                     out.push_str("          ");
                 }
             }
-            out.push_str(&n.symbol);
-            out.push('\n');
+            push_name(out, n);
         }
         let end = chain[chain.len() - 1];
         new_mask.push(true);

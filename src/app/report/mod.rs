@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod callgraph;
 pub mod energy;
+pub mod srcinfo;
 pub mod unwind;
 
 use std::collections::HashMap;
@@ -33,6 +34,8 @@ pub enum SortKey {
     Dso,
     /// Symbol.
     Sym,
+    /// Source file and line (`file.c:12`).
+    Srcline,
 }
 
 impl SortKey {
@@ -43,6 +46,7 @@ impl SortKey {
             "pid" => SortKey::Pid,
             "dso" => SortKey::Dso,
             "sym" | "symbol" => SortKey::Sym,
+            "srcline" => SortKey::Srcline,
             _ => return None,
         })
     }
@@ -125,6 +129,10 @@ pub struct Config {
     pub progress: bool,
     /// Weight samples by the energy measured while they were taken (`--energy`).
     pub energy: bool,
+    /// Show inline frames in call chains where debug information has them (perf's default).
+    pub inline: bool,
+    /// perf's `--symfs`: look up recorded DSO paths under this directory.
+    pub symfs: Option<PathBuf>,
 }
 
 /// A symbol as shown: resolved name or the unresolved address, its DSO and mode.
@@ -138,6 +146,8 @@ pub struct SymInfo {
     pub kernel: bool,
     /// True when a symbol table named it.
     pub resolved: bool,
+    /// An inlined function (from DWARF), shown with perf's ` (inlined)`.
+    pub inlined: bool,
 }
 
 /// A loaded, aggregated and symbolized recording.
@@ -151,6 +161,8 @@ pub struct Resolved {
     pub syms: Vec<SymInfo>,
     /// Frame id → symbol id.
     pub frame_sym: Vec<u32>,
+    /// Inline frames and source lines per frame (see [`srcinfo`]).
+    pub src: srcinfo::SrcInfo,
     /// Read statistics.
     pub stats: ReadStats,
     /// Warnings (one line each), to print before the report.
@@ -161,6 +173,13 @@ pub struct Resolved {
 
 /// Shown DSO name for a recorded path.
 pub fn dso_short_name(path: &str) -> String {
+    if crate::symbols::jitmap::is_map_path(path) {
+        // perf's name for a JIT map's DSO.
+        let pid = path
+            .trim_start_matches("/tmp/perf-")
+            .trim_end_matches(".map");
+        return format!("[JIT] tid {pid}");
+    }
     if path.starts_with('[') {
         return path.to_owned();
     }
@@ -226,17 +245,26 @@ pub fn load(cfg: &Config) -> Result<Resolved> {
     }
     let profile = agg.finish();
     warnings.extend(unwind::warnings(&profile));
-    let mut symz = Symbolizer::new(cfg.sysroot.clone(), recorded_build_ids(&meta));
+    let mut symz = symbolizer(cfg, &meta);
     if let Some(t) = profile.kernel_text {
         symz.set_kernel_text(t);
     }
-    let (syms, frame_sym) = resolve_frames(&profile, &mut symz);
+    let (mut syms, frame_sym, mut ids) = resolve_frames(&profile, &mut symz);
+    let src = srcinfo::attach(
+        &profile,
+        &mut symz,
+        wanted(cfg, &meta),
+        &mut syms,
+        &mut ids,
+        &frame_sym,
+    );
     warnings.extend(symz.take_warnings());
     Ok(Resolved {
         meta,
         profile,
         syms,
         frame_sym,
+        src,
         stats,
         warnings,
         energy: attribution.map(|a| a.summary()),
@@ -264,6 +292,31 @@ fn energy_attribution(cfg: &Config, meta: &Meta) -> Result<energy::Attribution> 
     Ok(a)
 }
 
+/// The symbolizer for a recording, with the report's `--symfs`.
+pub fn symbolizer(cfg: &Config, meta: &Meta) -> Symbolizer {
+    let mut symz = Symbolizer::new(cfg.sysroot.clone(), recorded_build_ids(meta));
+    if let Some(d) = &cfg.symfs {
+        symz.set_symfs(d.clone());
+    }
+    symz
+}
+
+/// What the report needs from DWARF: inline frames only where call chains are shown (or
+/// drawn), source lines only for the srcline key.
+pub fn wanted(cfg: &Config, meta: &Meta) -> srcinfo::Wanted {
+    let chains = meta.events.iter().any(|e| e.callchain);
+    // A flat Self-only report of the leaves shows no inline frame: no DWARF for it.
+    let flat = cfg.graph == GraphMode::None
+        && cfg.children == Some(false)
+        && matches!(cfg.format, Format::Stdio | Format::Json)
+        && cfg.flamegraph.is_none();
+    srcinfo::Wanted {
+        inline: cfg.inline && chains && !flat,
+        leaves_only: flat || !chains,
+        srcline: cfg.sort.contains(&SortKey::Srcline),
+    }
+}
+
 fn progress_bar(enabled: bool, len: u64) -> Option<indicatif::ProgressBar> {
     // Only worth it for big files.
     if !enabled || len < 64 << 20 {
@@ -278,7 +331,10 @@ fn progress_bar(enabled: bool, len: u64) -> Option<indicatif::ProgressBar> {
 }
 
 /// Symbolizes every distinct frame, DSO by DSO.
-fn resolve_frames(p: &Profile, symz: &mut Symbolizer) -> (Vec<SymInfo>, Vec<u32>) {
+fn resolve_frames(
+    p: &Profile,
+    symz: &mut Symbolizer,
+) -> (Vec<SymInfo>, Vec<u32>, HashMap<SymInfo, u32>) {
     let mut syms: Vec<SymInfo> = Vec::new();
     let mut ids: HashMap<SymInfo, u32> = HashMap::new();
     let mut frame_sym = vec![0u32; p.frames.len()];
@@ -296,7 +352,7 @@ fn resolve_frames(p: &Profile, symz: &mut Symbolizer) -> (Vec<SymInfo>, Vec<u32>
         }
         frame_sym[i as usize] = id;
     }
-    (syms, frame_sym)
+    (syms, frame_sym, ids)
 }
 
 pub(crate) fn symbolize(
@@ -327,6 +383,7 @@ pub(crate) fn symbolize(
                     dso,
                     kernel: true,
                     resolved: true,
+                    inlined: false,
                 }
             }
             None => SymInfo {
@@ -334,6 +391,7 @@ pub(crate) fn symbolize(
                 dso: "[kernel.kallsyms]".into(),
                 kernel: true,
                 resolved: false,
+                inlined: false,
             },
         },
         DSO_UNKNOWN => SymInfo {
@@ -341,6 +399,7 @@ pub(crate) fn symbolize(
             dso: "[unknown]".into(),
             kernel: f.kernel,
             resolved: false,
+            inlined: false,
         },
         d => {
             let path = &p.dsos[d as usize];
@@ -353,6 +412,7 @@ pub(crate) fn symbolize(
                         dso,
                         kernel: f.kernel,
                         resolved: true,
+                        inlined: false,
                     }
                 }
                 None => SymInfo {
@@ -360,6 +420,7 @@ pub(crate) fn symbolize(
                     dso,
                     kernel: f.kernel,
                     resolved: false,
+                    inlined: false,
                 },
             }
         }
@@ -394,6 +455,12 @@ pub struct Entry {
     /// Symbol, when sorted by sym.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub symbol: Option<String>,
+    /// An inlined function (perf prints ` (inlined)` after the name).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inlined: bool,
+    /// Source line (`file.c:12`), when sorted by srcline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srcline: Option<String>,
     /// Kernel symbol (`[k]`) rather than user (`[.]`).
     pub kernel: bool,
     /// Call tree (empty without call chains or with `-g none`).

@@ -370,6 +370,7 @@ fn record_busy_shell(
         cmdline: vec!["ruperf".into(), "test".into()],
         energy: None,
         nvml_lib: None,
+        build_ids: crate::perfdata::buildid_cache::Policy::NoCache,
     };
     record::run(&cfg, &c.root, &mut |_| {})
 }
@@ -417,6 +418,8 @@ fn t_roundtrip(c: &Ctx) -> Outcome {
         sysroot: c.root.clone(),
         progress: false,
         energy: false,
+        inline: false,
+        symfs: None,
     };
     let result = report::load(&rcfg).map(|r| report::build(&r, &rcfg));
     let _ = std::fs::remove_file(&out);

@@ -1,6 +1,6 @@
 //! Machine-readable and flame-graph outputs: JSON, collapsed stacks, SVG, and perf-script text.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -22,11 +22,13 @@ pub fn json(r: &Report) -> String {
 pub fn folded_lines(r: &Resolved, cfg: &Config) -> Vec<String> {
     let mut acc: BTreeMap<String, u64> = BTreeMap::new();
     let mut frames = Vec::new();
+    let (mut syms, mut lines) = (Vec::new(), Vec::new());
     for st in &r.profile.stacks {
         r.profile.stack_frames(st.node, &mut frames);
         let Some(&leaf) = frames.first() else {
             continue;
         };
+        r.expand(&frames, &mut syms, &mut lines);
         let comm = &r.profile.comms[st.comm as usize];
         let leaf_sym = &r.syms[r.frame_sym[leaf as usize] as usize];
         if !entry_passes(cfg, comm, leaf_sym, None) {
@@ -34,8 +36,8 @@ pub fn folded_lines(r: &Resolved, cfg: &Config) -> Vec<String> {
         }
         let mut line = String::with_capacity(16 * frames.len());
         line.push_str(&comm.replace([';', ' '], "_"));
-        for &f in frames.iter().rev() {
-            let sym = &r.syms[r.frame_sym[f as usize] as usize];
+        for &s in syms.iter().rev() {
+            let sym = &r.syms[s as usize];
             line.push(';');
             let name = if sym.resolved {
                 sym.name.clone()
@@ -45,6 +47,9 @@ pub fn folded_lines(r: &Resolved, cfg: &Config) -> Vec<String> {
             line.push_str(&name.replace(';', ":"));
             if sym.kernel {
                 line.push_str("_[k]");
+            } else if sym.inlined {
+                // stackcollapse-perf's mark for inlined frames.
+                line.push_str("_[i]");
             }
         }
         // With --energy a stack weighs its attributed microjoules instead of its samples.
@@ -89,12 +94,8 @@ pub fn script(cfg: &Config, out: &mut dyn Write) -> Result<Vec<String>> {
     let mut rec = Recording::open(&cfg.input)?;
     let meta = rec.meta().clone();
     let names: Vec<String> = meta.events.iter().map(|e| e.name.clone()).collect();
-    let build_ids: HashMap<String, String> = meta
-        .build_ids
-        .iter()
-        .map(|b| (b.path.clone(), b.build_id.clone()))
-        .collect();
-    let mut symz = Symbolizer::new(cfg.sysroot.clone(), build_ids);
+    let mut symz = crate::app::report::symbolizer(cfg, &meta);
+    let inline = crate::app::report::wanted(cfg, &meta).inline;
     let mut agg = Aggregator::new(meta.events.len());
     crate::app::report::unwind::prepare(&mut rec, &mut agg, cfg, &meta);
     let mut lines: Vec<Option<String>> = Vec::new();
@@ -158,7 +159,13 @@ pub fn script(cfg: &Config, out: &mut dyn Write) -> Result<Vec<String>> {
                         let path = p.dsos[d as usize].clone();
                         match symz.lookup_user(&path, fr.addr) {
                             Some((n, off)) => {
-                                format!("{:>16x} {}+{:#x} ({path})", fr.addr, demangle(n), off)
+                                let own =
+                                    format!("{:>16x} {}+{:#x} ({path})", fr.addr, demangle(n), off);
+                                if inline {
+                                    with_inlines(&mut symz, &path, fr.addr, off, own)
+                                } else {
+                                    own
+                                }
                             }
                             None => format!("{:>16x} [unknown] ({path})", fr.addr),
                         }
@@ -183,6 +190,24 @@ pub fn script(cfg: &Config, out: &mut dyn Write) -> Result<Vec<String>> {
     let mut warnings = rec.warnings().to_vec();
     warnings.extend(symz.take_warnings());
     Ok(warnings)
+}
+
+/// perf script's lines for the functions inlined at an address (innermost first, each
+/// marked ` (inlined)`, without the DSO), followed by the address's own line.
+fn with_inlines(symz: &mut Symbolizer, path: &str, addr: u64, off: u64, own: String) -> String {
+    let Some(chain) = symz.src_frames(path, addr).filter(|c| c.len() > 1) else {
+        return own;
+    };
+    let mut text = String::new();
+    for fr in &chain[..chain.len() - 1] {
+        let name = fr
+            .function
+            .as_deref()
+            .map_or_else(|| "??".to_owned(), demangle);
+        text.push_str(&format!("{addr:>16x} {name}+{off:#x} (inlined)\n\t"));
+    }
+    text.push_str(&own);
+    text
 }
 
 fn symz_kernel_text_set(s: &Symbolizer) -> Option<u64> {

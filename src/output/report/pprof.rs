@@ -607,6 +607,7 @@ mod tests {
             dso: dso.into(),
             kernel: false,
             resolved: true,
+            inlined: false,
         };
         Resolved {
             meta: Meta {
@@ -633,6 +634,7 @@ mod tests {
                 sym("memcpy", "libc.so.6"),
             ],
             frame_sym: vec![0, 1, 2],
+            src: Default::default(),
             stats: ReadStats::default(),
             warnings: vec![],
             energy: None,
@@ -659,6 +661,8 @@ mod tests {
             sysroot: crate::sysroot::Sysroot::default(),
             progress: false,
             energy: false,
+            inline: false,
+            symfs: None,
         }
     }
 

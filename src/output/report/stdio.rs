@@ -25,6 +25,7 @@ fn column_name(k: SortKey) -> &'static str {
         SortKey::Pid => "Pid:Command",
         SortKey::Dso => "Shared Object",
         SortKey::Sym => "Symbol",
+        SortKey::Srcline => "Source:Line",
     }
 }
 
@@ -38,10 +39,12 @@ fn column_value(k: SortKey, e: &Entry) -> String {
         ),
         SortKey::Dso => e.dso.clone().unwrap_or_default(),
         SortKey::Sym => format!(
-            "[{}] {}",
+            "[{}] {}{}",
             if e.kernel { 'k' } else { '.' },
-            e.symbol.as_deref().unwrap_or("")
+            e.symbol.as_deref().unwrap_or(""),
+            if e.inlined { " (inlined)" } else { "" }
         ),
+        SortKey::Srcline => e.srcline.clone().unwrap_or_default(),
     }
 }
 
@@ -247,7 +250,11 @@ fn folded_chains(out: &mut String, roots: &[crate::app::report::callgraph::CallN
         out: &mut String,
         total: u64,
     ) {
-        path.push(n.symbol.clone());
+        if n.inlined {
+            path.push(format!("{} (inlined)", n.symbol));
+        } else {
+            path.push(n.symbol.clone());
+        }
         if n.ends > 0 {
             let pct = n.ends as f64 * 100.0 / total.max(1) as f64;
             let _ = writeln!(out, "{pct:.2}% {}", path.join(";"));
