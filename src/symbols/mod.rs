@@ -268,11 +268,23 @@ impl Symbolizer {
 
     /// Completes a file's symbols from its separate debug file and picks the file whose DWARF
     /// answers line questions.
-    fn with_debug_file(&self, file: &Path, build_id: Option<&str>, mut syms: ElfSymbols) -> Dso {
+    /// `file` is the file read (perhaps a build-id cache copy); `recorded` the path the
+    /// recording names, beside which a debug link is looked up, as perf does.
+    fn with_debug_file(
+        &self,
+        file: &Path,
+        recorded: &Path,
+        build_id: Option<&str>,
+        mut syms: ElfSymbols,
+    ) -> Dso {
         let mut dwarf_path = syms.has_dwarf.then(|| file.to_path_buf());
         if !syms.full || dwarf_path.is_none() {
             let link = syms.debuglink.as_ref().map(|(n, c)| (n.as_str(), *c));
-            if let Some(dbg_path) = self.dirs.find(file, build_id, link) {
+            let found = self
+                .dirs
+                .find(recorded, build_id, link)
+                .or_else(|| self.dirs.find(file, build_id, link));
+            if let Some(dbg_path) = found {
                 if let Some((_, dbg)) = load_elf(&dbg_path) {
                     if !syms.full && dbg.full {
                         syms.table = dbg.table;
@@ -341,7 +353,9 @@ impl Symbolizer {
         }
         match found {
             Some((id, syms, file)) => {
-                Loaded::Elf(Box::new(self.with_debug_file(&file, id.as_deref(), syms)))
+                let recorded = self.on_disk(path);
+                let dso = self.with_debug_file(&file, &recorded, id.as_deref(), syms);
+                Loaded::Elf(Box::new(dso))
             }
             None => {
                 if path.starts_with('/') {

@@ -768,3 +768,36 @@ fn symfs_holds_the_recorded_files() {
     let without = ruperf_report(&dir, &data, &[]);
     assert!(!without.contains("crunch"), "{without}");
 }
+
+#[test]
+fn rebuilt_binary_resolves_from_the_build_id_cache() {
+    require!(have_perf(), "Debian's perf is needed");
+    let dir = scratch("sym-rebuilt");
+    let prog = build(&dir, "hot", "cc", HOT_C, &["-O2"]);
+    let data = dir.join("ruperf.data");
+    ruperf()
+        .args(["record", "-o"])
+        .arg(&data)
+        .arg("--")
+        .arg(&prog)
+        .home(&dir)
+        .assert()
+        .success();
+    // Same path, other code (and build id): the recording's addresses mean nothing in it.
+    let other = HOT_C.replace("static __attribute__((noinline)) unsigned long crunch", "static unsigned long pad0(void) { return 0; }\nstatic __attribute__((noinline)) unsigned long crunch");
+    let other = format!("{other}\nvoid padding(void) {{ }}\n");
+    build(&dir, "hot", "cc", &other, &["-O0", "-g"]);
+    let row = "hot hot [.] crunch";
+    let theirs = perf_report(&dir, &data, &[]);
+    let ours = ruperf_report(&dir, &data, &[]);
+    same_row(&ours, &theirs, row, row);
+    // Without the cache ruperf names the problem instead of showing wrong names.
+    let out = ruperf()
+        .args(["report", "--stdio", "-i"])
+        .arg(&data)
+        .home(&dir.join("empty"))
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(err.contains("changed since the recording"), "{err}");
+}
