@@ -342,6 +342,7 @@ fn recordings_are_private_and_outputs_never_follow_a_planted_link() {
         ],
         vec![
             "report".to_string(),
+            "-f".into(),
             "-i".into(),
             data.display().to_string(),
             "--flamegraph".into(),
@@ -359,6 +360,21 @@ fn recordings_are_private_and_outputs_never_follow_a_planted_link() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("task-clock"));
+    // Root reading the user's recording: refused as perf refuses it, unless -f.
+    let out = Command::new(ruperf_path())
+        .arg("report")
+        .arg("-i")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out));
+    assert!(text(&out).contains("pass -f (--force)"), "{}", text(&out));
+    let out = Command::new(ruperf_path())
+        .args(["report", "-f", "-i"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Root's own recording: the user may not read it, and is told why (77).
     let root_data = root.0.join("root.data");
     let out = Command::new(ruperf_path())
