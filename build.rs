@@ -10,22 +10,15 @@
 //!    `--as-needed` then drops libgcc_s. Where the archive cannot be found (another C
 //!    compiler, a musl or static target), nothing changes and libgcc_s is used as before.
 //!
-//! 2. The functions a `stat` run executes, listed in `link/startup.order` (written by
-//!    `link/startup_order.py`), are placed together at the start of the code, when the linker
-//!    takes lld's `--symbol-ordering-file` (rust-lld, rustc's default linker on x86_64 Linux,
-//!    does; GNU ld does not). The run then faults in a few contiguous stretches of code instead
-//!    of pages spread over the whole text. Names missing from the binary are ignored.
-//!
-//! 3. Relative relocations are packed (`-z pack-relative-relocs`, DT_RELR) when the linker
+//! 2. Relative relocations are packed (`-z pack-relative-relocs`, DT_RELR) when the linker
 //!    takes it and, for a native build, the C library runs such a program (glibc 2.36 and
 //!    later): 48 KB of relocation entries become under 1 KB for the loader to read.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=link/startup.order");
     println!("cargo:rerun-if-env-changed=CC");
     println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
@@ -36,7 +29,6 @@ fn main() {
         return;
     }
     link_unwinder_statically();
-    order_startup_functions();
     pack_relative_relocations();
 }
 
@@ -56,26 +48,6 @@ fn link_unwinder_statically() {
     if let Some(dir) = path.parent() {
         println!("cargo:rustc-link-search=native={}", dir.display());
         println!("cargo:rustc-link-lib=static:+whole-archive,-bundle=gcc_eh");
-    }
-}
-
-fn order_startup_functions() {
-    let order = Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default())
-        .join("link")
-        .join("startup.order");
-    if !order.is_file() {
-        return;
-    }
-    let args = [
-        "-Xlinker".to_string(),
-        format!("--symbol-ordering-file={}", order.display()),
-        "-Xlinker".to_string(),
-        "--no-warn-symbol-ordering".to_string(),
-    ];
-    if links_and_runs(&args) {
-        for a in &args {
-            println!("cargo:rustc-link-arg-bins={a}");
-        }
     }
 }
 

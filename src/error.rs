@@ -31,6 +31,9 @@ pub mod exit {
     pub const IOERR: i32 = 74;
     /// Permission denied by perf_event_paranoid or a missing capability (EX_NOPERM).
     pub const NOPERM: i32 = 77;
+    /// `stat --baseline --fail-above`: a gated event regressed beyond the threshold, with
+    /// significance (not an error: the measurement itself succeeded).
+    pub const REGRESSED: i32 = 79;
     /// The command to profile could not be executed (found but not executable), as a shell does.
     pub const CMD_NOT_EXECUTABLE: i32 = 126;
     /// The command to profile was not found, as a shell does.

@@ -1,26 +1,20 @@
 //! The `ruperf` binary: parse arguments, run, map errors to exit codes.
 //!
-//! ruperf starts through the C `main` rather than Rust's runtime entry: the runtime's start-up
-//! reads /proc/self/maps to place a stack guard, a measurable share of a short `stat` run in a
-//! VM. The one thing it does that ruperf needs, ignoring SIGPIPE, is done here; arguments still
-//! reach `std::env::args` on glibc.
-#![no_main]
+//! A plain Rust `main`: the standard runtime sanitises fds 0–2, installs the stack-overflow
+//! handler, names the main thread and ignores SIGPIPE (a closed output pipe is then an EPIPE
+//! error that the output layer treats as "the reader went away"; children get SIGPIPE's default
+//! back before exec).
 
 use std::io::Write;
 use std::mem::ManuallyDrop;
+use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
 use ruperf::cmd::{self, Cli};
 use ruperf::error::exit;
 
-#[no_mangle]
-extern "C" fn main(
-    _argc: std::ffi::c_int,
-    _argv: *const *const std::ffi::c_char,
-) -> std::ffi::c_int {
-    ruperf::os::stdio::reopen_closed_std_fds();
-    ruperf::os::launcher::ignore_sigpipe();
+fn main() -> ExitCode {
     if let Some(v) = ruperf::os::privilege::drop_untrusted_environment() {
         let _ = writeln!(
             std::io::stderr(),
@@ -30,18 +24,8 @@ extern "C" fn main(
             std::path::Path::new(&v).display()
         );
     }
-    run()
-}
-
-/// `pow` from the pure-Rust `libm` crate, linked into the binary. Its one caller is indicatif's
-/// rate estimate (`f64::powf`); without this definition that single symbol makes every run load
-/// libm.so.6, which costs several mappings and relocations at each start (about 70 µs in a VM),
-/// a measurable share of a short `ruperf stat`. Nothing else in the binary uses libm. Because
-/// it stands in for libm's `pow`, it is also the `pow` a library loaded later (NVML) is bound
-/// to: the same function, within an ulp of glibc's result.
-#[no_mangle]
-pub extern "C" fn pow(x: f64, y: f64) -> f64 {
-    libm::pow(x, y)
+    let code = run();
+    ExitCode::from(u8::try_from(code).unwrap_or(exit::SOFTWARE as u8))
 }
 
 /// Parses the command line. The parser's command tree and matches are never freed: the process
@@ -56,7 +40,7 @@ fn parse() -> Result<Cli, clap::Error> {
 fn run() -> i32 {
     let cli = match parse() {
         Ok(cli) => cli,
-        Err(e) => std::process::exit(report_clap_error(e)),
+        Err(e) => return report_clap_error(e),
     };
     let code = match cmd::run(cli) {
         Ok(code) => code,
@@ -65,7 +49,6 @@ fn run() -> i32 {
             e.exit_code()
         }
     };
-    // Flush stdout before leaving through libc's exit.
     let _ = std::io::stdout().flush();
     code
 }
@@ -98,5 +81,33 @@ fn report_clap_error(e: clap::Error) -> i32 {
             );
             exit::USAGE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clap_error(args: &[&str]) -> clap::Error {
+        Cli::command()
+            .try_get_matches_from(args)
+            .expect_err("these arguments do not parse")
+    }
+
+    #[test]
+    fn help_and_version_succeed_and_usage_errors_are_64() {
+        assert_eq!(
+            report_clap_error(clap_error(&["ruperf", "--version"])),
+            exit::OK
+        );
+        assert_eq!(
+            report_clap_error(clap_error(&["ruperf", "stat", "--help"])),
+            exit::OK
+        );
+        assert_eq!(
+            report_clap_error(clap_error(&["ruperf", "--bogus"])),
+            exit::USAGE
+        );
+        assert_eq!(report_clap_error(clap_error(&["ruperf"])), exit::USAGE);
     }
 }

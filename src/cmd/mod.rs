@@ -8,6 +8,7 @@ pub mod list;
 pub mod record;
 pub mod report;
 pub mod stat;
+pub mod stat_fleet;
 pub mod test;
 
 use std::path::PathBuf;

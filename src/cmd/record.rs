@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{parse_ids, reject_unknown_option, Globals};
+use crate::app::record::energy::EnergyPlan;
 use crate::app::record::{self, Notice, Period, RecordConfig, Target};
 use crate::counters::event;
 use crate::counters::sampler::SampleEvent;
+use crate::energy::{self, EnergySelector};
 use crate::error::{Error, Result};
 use crate::sysroot::Sysroot;
 
@@ -42,7 +44,8 @@ pub struct RecordArgs {
     /// Record call chains (frame pointers)
     #[arg(short = 'g')]
     pub callchain: bool,
-    /// Record call chains with this method (only `fp`, frame pointers)
+    /// Record call chains with this method: `fp` (frame pointers) or `dwarf[,SIZE]` (user
+    /// registers and SIZE bytes of user stack, default 8192, unwound by report)
     #[arg(long = "call-graph", value_name = "MODE")]
     pub call_graph: Option<String>,
     /// Record these processes (comma-separated pids), including threads they start later
@@ -79,6 +82,13 @@ pub struct RecordArgs {
     )]
     pub output: PathBuf,
     /// Command to run and record
+    /// Read energy while sampling, for `ruperf report --energy`: `rapl`, `nvml` or `energy`
+    /// (both; the default), or any energy name `stat -e` takes. Energy names in `-e` do the same.
+    #[arg(long = "energy", value_name = "NAMES", num_args = 0..=1, default_missing_value = "energy", require_equals = true)]
+    pub energy: Option<String>,
+    /// Milliseconds between energy readings.
+    #[arg(long = "energy-interval", value_name = "MS", default_value_t = 10)]
+    pub energy_interval: u64,
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -90,13 +100,10 @@ pub struct RecordArgs {
 impl RecordArgs {
     fn into_config(self, root: &Sysroot) -> Result<RecordConfig> {
         reject_unknown_option("record", &self.command)?;
-        if let Some(mode) = &self.call_graph {
-            if mode != "fp" {
-                return Err(Error::Usage(format!(
-                    "--call-graph {mode}: only `fp` (frame pointers) is supported; build the program with -fno-omit-frame-pointer"
-                )));
-            }
-        }
+        let dwarf_stack = match &self.call_graph {
+            Some(mode) => parse_call_graph(mode)?,
+            None => None,
+        };
         let target = if let Some(p) = &self.pid {
             Target::Pids(parse_ids("-p", p)?)
         } else if let Some(t) = &self.tid {
@@ -119,7 +126,28 @@ impl RecordArgs {
         } else {
             self.events.clone()
         };
-        let events = parse_sample_events(&list, root)?;
+        let (events, mut energy) = parse_sample_events(&list, root)?;
+        if let Some(names) = &self.energy {
+            for name in names.split(',') {
+                energy.push(parse_energy_name(name)?);
+            }
+        }
+        if self.energy_interval == 0 || self.energy_interval > 60_000 {
+            return Err(Error::Usage(format!(
+                "--energy-interval {}: give milliseconds between 1 and 60000",
+                self.energy_interval
+            )));
+        }
+        // Only energy in -e: sample perf's default event beside it.
+        let (events, default_event) = if events.is_empty() && !energy.is_empty() {
+            (parse_sample_events(&["cycles".to_string()], root)?.0, true)
+        } else {
+            (events, default_event)
+        };
+        let energy = (!energy.is_empty()).then(|| EnergyPlan {
+            selectors: energy,
+            interval: std::time::Duration::from_millis(self.energy_interval),
+        });
         let period = match (self.count, self.freq) {
             (Some(c), _) => Period::Count(c),
             (None, Some(f)) => Period::Frequency(f),
@@ -130,37 +158,84 @@ impl RecordArgs {
             default_event,
             period,
             callchain: self.callchain || self.call_graph.is_some(),
+            dwarf_stack,
             target,
             command: self.command,
             mmap_pages: self.mmap_pages,
             output: self.output,
             cmdline: std::env::args_os().collect(),
+            energy,
+            nvml_lib: None,
         })
+    }
+}
+
+/// perf's largest stack dump: `round_down(USHRT_MAX, 8)`.
+const MAX_STACK_DUMP: u64 = 65528;
+
+/// Parses `--call-graph MODE`: `fp` gives None, `dwarf[,SIZE]` the stack dump size. As perf,
+/// SIZE (decimal, or hex with 0x) is rounded up to a multiple of 8 and must be 8..=65528.
+fn parse_call_graph(mode: &str) -> Result<Option<u32>> {
+    let (method, size) = match mode.split_once(',') {
+        Some((m, s)) => (m, Some(s)),
+        None => (mode, None),
+    };
+    match (method, size) {
+        ("fp", None) => Ok(None),
+        ("dwarf", None) => Ok(Some(8192)),
+        ("dwarf", Some(s)) => {
+            let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                None => s.parse::<u64>().ok(),
+            };
+            match parsed.map(|n| n.div_ceil(8) * 8) {
+                Some(n) if n > 0 && n <= MAX_STACK_DUMP => Ok(Some(n as u32)),
+                _ => Err(Error::Usage(format!(
+                    "--call-graph {mode}: incorrect stack dump size {s} (give 8 to {MAX_STACK_DUMP} bytes, e.g. dwarf,16384)"
+                ))),
+            }
+        }
+        _ => Err(Error::Usage(format!(
+            "--call-graph {mode}: expected `fp` or `dwarf[,SIZE]` (lbr is not supported)"
+        ))),
     }
 }
 
 /// Resolves `-e` arguments into sampling events. Energy readings cannot be sampled, and
 /// braced groups are sampled as separate events.
-fn parse_sample_events(args: &[String], root: &Sysroot) -> Result<Vec<SampleEvent>> {
+/// The sampling events of `-e`, and its energy names.
+fn parse_sample_events(
+    args: &[String],
+    root: &Sysroot,
+) -> Result<(Vec<SampleEvent>, Vec<EnergySelector>)> {
     let list = event::parse_event_args(args, root)?;
-    if let Some(name) = list.energy().next() {
-        return Err(Error::Usage(format!(
-            "{name}: energy cannot be sampled into perf.data; measure it with `ruperf stat -e {name}`"
-        )));
-    }
-    Ok(list
+    let energy = list
+        .energy()
+        .map(parse_energy_name)
+        .collect::<Result<Vec<_>>>()?;
+    let events = list
         .counters()
         .map(|spec| SampleEvent {
             name: spec.name.clone(),
             attr: spec.to_attr(),
             cpus: spec.cpus.clone(),
         })
-        .collect())
+        .collect();
+    Ok((events, energy))
 }
 
-/// Runs `ruperf record`.
+fn parse_energy_name(name: &str) -> Result<EnergySelector> {
+    energy::parse_selector(name).unwrap_or_else(|| {
+        Err(Error::Usage(format!(
+            "--energy {name}: not an energy name ({})",
+            energy::SPELLINGS
+        )))
+    })
+}
+
 pub fn run(args: RecordArgs, g: &Globals) -> Result<i32> {
-    let cfg = args.into_config(&g.sysroot)?;
+    let mut cfg = args.into_config(&g.sysroot)?;
+    cfg.nvml_lib = g.nvml_lib.clone();
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
@@ -227,8 +302,10 @@ mod tests {
     #[test]
     fn events_from_the_grammar() {
         let root = Sysroot::default();
-        let e = parse_sample_events(&["cpu-clock:u,task-clock".into()], &root).unwrap();
+        let (e, energy) =
+            parse_sample_events(&["cpu-clock:u,task-clock,rapl".into()], &root).unwrap();
         assert_eq!(e.len(), 2);
+        assert_eq!(energy.len(), 1);
         assert_eq!(e[0].attr.exclude_kernel(), 1);
         assert_eq!(
             e[1].attr.config,
@@ -238,9 +315,32 @@ mod tests {
             parse_sample_events(&["no-such-event".into()], &root),
             Err(Error::Event(_))
         ));
-        assert!(matches!(
-            parse_sample_events(&["energy".into()], &root),
-            Err(Error::Usage(_))
-        ));
+        assert!(parse_energy_name("rapl/pkg:0").is_ok());
+        assert!(matches!(parse_energy_name("cycles"), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn call_graph_modes_as_perf_parses_them() {
+        assert_eq!(parse_call_graph("fp").unwrap(), None);
+        assert_eq!(parse_call_graph("dwarf").unwrap(), Some(8192));
+        assert_eq!(parse_call_graph("dwarf,16384").unwrap(), Some(16384));
+        // perf rounds up to a multiple of 8.
+        assert_eq!(parse_call_graph("dwarf,100").unwrap(), Some(104));
+        assert_eq!(parse_call_graph("dwarf,0x2000").unwrap(), Some(8192));
+        assert_eq!(parse_call_graph("dwarf,65528").unwrap(), Some(65528));
+        for bad in [
+            "dwarf,0",
+            "dwarf,65529",
+            "dwarf,abc",
+            "dwarf,",
+            "lbr",
+            "fp,8",
+            "x",
+        ] {
+            assert!(
+                matches!(parse_call_graph(bad), Err(Error::Usage(_))),
+                "{bad} accepted"
+            );
+        }
     }
 }

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use super::Globals;
 use crate::app::report::{self, Config, Format, GraphMode, Order, SortKey};
 use crate::error::{Error, Result};
-use crate::output::report::{formats, stdio};
+use crate::output::report::{formats, pprof, stdio};
 
 /// Output formats of `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -21,6 +21,8 @@ pub enum FormatArg {
     Folded,
     /// perf script text, one block per sample (imported by the Firefox profiler and speedscope)
     Script,
+    /// Google's profile.proto, gzipped (go tool pprof, Pyroscope, Parca); needs -o FILE.pb.gz
+    Pprof,
 }
 
 /// What `ruperf report` does, in one line: its help's first line and its entry in `ruperf --help`.
@@ -64,6 +66,10 @@ pub struct ReportArgs {
         require_equals = false
     )]
     pub call_graph: Option<String>,
+    /// Use at most this many frames of each call chain (kernel part and unwound user part
+    /// each, as perf)
+    #[arg(long, value_name = "N", default_value_t = 127)]
+    pub max_stack: usize,
     /// Hide entries below this percentage
     #[arg(long, value_name = "PCT", default_value_t = 0.0)]
     pub percent_limit: f64,
@@ -94,6 +100,14 @@ pub struct ReportArgs {
     /// Write a flame graph of the samples to this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub flamegraph: Option<PathBuf>,
+    /// Weight each sample by the energy measured while it was taken (an estimate; the
+    /// recording needs `ruperf record --energy`): percentages become shares of the joules and
+    /// a Joules column is shown
+    #[arg(long)]
+    pub energy: bool,
+    /// Write the --format pprof profile to this file (`-` for stdout)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Parses perf's `-g` value: comma-separated output type, threshold and order, in any order.
@@ -162,9 +176,22 @@ impl ReportArgs {
                 Some(FormatArg::Json) => Format::Json,
                 Some(FormatArg::Folded) => Format::Folded,
                 Some(FormatArg::Script) => Format::Script,
+                Some(FormatArg::Pprof) => Format::Pprof,
                 Some(FormatArg::Stdio) | None => Format::Stdio,
             }
         };
+        if self.energy && format == Format::Script {
+            return Err(Error::Usage(
+                "--energy weights the aggregated report (stdio, json, folded, pprof, --flamegraph); \
+                 per-sample script output has no energy column"
+                    .into(),
+            ));
+        }
+        if self.output.is_some() && format != Format::Pprof {
+            return Err(Error::Usage(
+                "-o FILE is for --format pprof (the text formats go to stdout)".into(),
+            ));
+        }
         Ok(Config {
             input: self.input.clone(),
             sort,
@@ -179,6 +206,7 @@ impl ReportArgs {
             graph_min_percent: min.unwrap_or(0.5),
             order,
             percent_limit: self.percent_limit,
+            max_stack: self.max_stack,
             show_samples: self.show_nr_samples,
             header: self.header,
             comms: self.comms.clone(),
@@ -188,6 +216,7 @@ impl ReportArgs {
             flamegraph: self.flamegraph.clone(),
             sysroot: g.sysroot.clone(),
             progress: std::io::stderr().is_terminal(),
+            energy: self.energy,
         })
     }
 }
@@ -202,6 +231,20 @@ fn warn_all(warnings: &[String]) {
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 fn emit(text: &str) -> Result<()> {
     crate::output::Sink::stdout().write_with(|w| w.write_all(text.as_bytes()))
+}
+
+/// Writes the pprof profile to `-o FILE`, or to stdout when it is not a terminal.
+fn pprof_to(r: &report::Resolved, cfg: &Config, out: Option<&std::path::Path>) -> Result<()> {
+    let path = match out {
+        Some(p) => p,
+        None if !std::io::stdout().is_terminal() => std::path::Path::new("-"),
+        None => {
+            return Err(Error::Usage(
+                "--format pprof writes a binary file: name it with -o FILE.pb.gz".into(),
+            ))
+        }
+    };
+    pprof::export(r, cfg, path)
 }
 
 /// Runs `ruperf report`.
@@ -226,7 +269,14 @@ pub fn run(args: ReportArgs, g: &Globals) -> Result<i32> {
     warn_all(&resolved.warnings);
     if let Some(svg) = &cfg.flamegraph {
         let lines = formats::folded_lines(&resolved, &cfg);
-        let title = format!("ruperf report {}", cfg.input.display());
+        let title = if cfg.energy {
+            format!(
+                "ruperf report --energy {} (µJ, estimate)",
+                cfg.input.display()
+            )
+        } else {
+            format!("ruperf report {}", cfg.input.display())
+        };
         if lines.is_empty() {
             // perf report exits 0 on a recording without samples; so does a flame graph.
             let _ = writeln!(
@@ -250,6 +300,7 @@ pub fn run(args: ReportArgs, g: &Globals) -> Result<i32> {
             emit(&s)?;
         }
         Format::Json => emit(&formats::json(&report::build(&resolved, &cfg)))?,
+        Format::Pprof => pprof_to(&resolved, &cfg, args.output.as_deref())?,
         Format::Stdio | Format::Script => {
             let r = report::build(&resolved, &cfg);
             if r.sections.is_empty() {

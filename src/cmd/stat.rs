@@ -88,6 +88,9 @@ pub struct StatArgs {
     /// Read RAPL through this interface only: perf (power PMU), powercap or msr
     #[arg(long = "rapl-source", value_name = "SOURCE")]
     pub rapl_source: Option<String>,
+    /// Fleet and CI: --baseline, --fail-above, --gate-events, --confidence
+    #[command(flatten)]
+    pub fleet: super::stat_fleet::FleetArgs,
     /// Command to run and count
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -240,6 +243,9 @@ const ROW_BATCH: Duration = Duration::from_millis(100);
 
 /// Runs `ruperf stat`.
 pub fn run(args: StatArgs, g: &Globals) -> Result<i32> {
+    let fleet = args
+        .fleet
+        .plan(args.repeat, args.interval.is_some(), args.json)?;
     let (cfg, mut out) = args.into_config(g)?;
     let mut write_err: Option<Error> = None;
     let result = {
@@ -259,5 +265,6 @@ pub fn run(args: StatArgs, g: &Globals) -> Result<i32> {
     }
     let StatOutput { sink, exporter } = &mut out;
     sink.write_with(|w| exporter.finish(&result, w))?;
-    Ok(result.exit_code())
+    let gate = fleet.finish(&result, g, sink)?;
+    Ok(gate.unwrap_or_else(|| result.exit_code()))
 }

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use perf_event_open_sys::bindings as b;
 use serde::Serialize;
 
-use super::event::{Entry, EventList, EventSpec};
+use super::event::{Entry, EventClass, EventList, EventSpec};
 use super::{classify_open_error, ensure_fd_limit, OpenFailure};
 use crate::error::{Error, Result};
 use crate::os::sys;
@@ -92,6 +92,8 @@ pub struct Counter {
     fds: Vec<OwnedFd>,
     /// The CPU of each descriptor in `fds` (-1 for a task's counter on every CPU).
     cpus: Vec<i32>,
+    /// The pid or tid of each descriptor in `fds` (-1 for a CPU-wide counter).
+    pids: Vec<i32>,
 }
 
 /// A raw reading summed over slots.
@@ -211,24 +213,35 @@ impl Session {
                 continue;
             };
             let base = counters.len();
-            for (i, spec) in events.iter().enumerate() {
-                let member = *braced && i > 0;
-                let leader = if member {
-                    Some(&counters[base] as &Counter)
-                } else {
-                    None
-                };
-                let counter = open_counter(
-                    spec,
-                    entry_idx,
-                    member,
-                    leader,
-                    target,
-                    opts,
-                    root,
-                    &target_desc,
-                )?;
-                counters.push(counter);
+            // A member opened on a thread of a running process can be refused when the
+            // thread's perf context moved (the kernel swaps inherited contexts between threads
+            // at context switches) or its thread is exiting, between the leader's open and the
+            // member's: then the whole group is opened again.
+            let mut attempts_left = GROUP_ATTEMPTS;
+            'group: loop {
+                attempts_left -= 1;
+                counters.truncate(base);
+                for (i, spec) in events.iter().enumerate() {
+                    let member = *braced && i > 0;
+                    let leader = if member {
+                        Some(&counters[base] as &Counter)
+                    } else {
+                        None
+                    };
+                    let ctx = OpenCtx {
+                        entry: entry_idx,
+                        target,
+                        opts,
+                        root,
+                        target_desc: &target_desc,
+                        may_retry: attempts_left > 0,
+                    };
+                    match open_counter(spec, member, leader, &ctx)? {
+                        Opened::Counter(c) => counters.push(*c),
+                        Opened::Retry => continue 'group,
+                    }
+                }
+                break;
             }
         }
         Ok(Session {
@@ -341,17 +354,43 @@ pub fn counting_attr(
     a
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How many times a braced group on a running process is opened before a refused member is
+/// taken as final.
+const GROUP_ATTEMPTS: u32 = 8;
+
+/// What every counter of one open pass shares.
+struct OpenCtx<'a> {
+    entry: usize,
+    target: &'a Target,
+    opts: OpenOptions,
+    root: &'a Sysroot,
+    target_desc: &'a str,
+    /// A member refused for a moved or dying leader context asks for the group to be opened
+    /// again instead of failing.
+    may_retry: bool,
+}
+
+/// The result of opening one counter.
+enum Opened {
+    Counter(Box<Counter>),
+    /// Open the whole group again (see [`GROUP_ATTEMPTS`]).
+    Retry,
+}
+
 fn open_counter(
     spec: &EventSpec,
-    entry: usize,
     member: bool,
     leader: Option<&Counter>,
-    target: &Target,
-    opts: OpenOptions,
-    root: &Sysroot,
-    target_desc: &str,
-) -> Result<Counter> {
+    ctx: &OpenCtx<'_>,
+) -> Result<Opened> {
+    let OpenCtx {
+        entry,
+        target,
+        opts,
+        root,
+        target_desc,
+        ..
+    } = *ctx;
     let not_supported = |spec: &EventSpec, attr, why: String| Counter {
         spec: spec.clone(),
         entry,
@@ -360,30 +399,53 @@ fn open_counter(
         attr,
         fds: Vec::new(),
         cpus: Vec::new(),
+        pids: Vec::new(),
     };
+    // A sysfs PMU's type number or a tracepoint's id read under --sysroot describes the fake
+    // tree, not this kernel: opening it here would count whatever host event has that number.
+    if !root.is_host() && matches!(spec.class, EventClass::Pmu | EventClass::Tracepoint) {
+        let attr = counting_attr(spec, target, member, opts);
+        return Ok(Opened::Counter(Box::new(not_supported(
+            spec,
+            attr,
+            format!(
+                "{}: read from --sysroot {}, whose PMU types and tracepoint ids are not this \
+                 kernel's; not counted on this host",
+                spec.name,
+                root.root().display()
+            ),
+        ))));
+    }
     if let Some(l) = leader {
         if let OpenStatus::NotSupported(why) = &l.status {
             let attr = counting_attr(spec, target, member, opts);
-            return Ok(not_supported(
+            return Ok(Opened::Counter(Box::new(not_supported(
                 spec,
                 attr,
                 format!("group leader {} is not supported: {why}", l.spec.name),
-            ));
+            ))));
         }
     }
-    let slot_list = slots(target, spec)?;
+    // A group member opens exactly where its leader did, descriptor for descriptor: listing the
+    // threads again could give another list (threads come and go) and pair a member with
+    // another thread's leader.
+    let slot_list = match leader {
+        Some(l) => l.pids.iter().copied().zip(l.cpus.iter().copied()).collect(),
+        None => slots(target, spec)?,
+    };
     if slot_list.is_empty() {
         let attr = counting_attr(spec, target, member, opts);
-        return Ok(not_supported(
+        return Ok(Opened::Counter(Box::new(not_supported(
             spec,
             attr,
             "none of the requested CPUs is in the PMU's cpumask".into(),
-        ));
+        ))));
     }
     let mut spec = spec.clone();
     let mut attr = counting_attr(&spec, target, member, opts);
     let mut fds = Vec::with_capacity(slot_list.len());
     let mut cpus = Vec::with_capacity(slot_list.len());
+    let mut pids = Vec::with_capacity(slot_list.len());
     let mut i = 0;
     while i < slot_list.len() {
         let (pid, cpu) = slot_list[i];
@@ -392,6 +454,7 @@ fn open_counter(
             Ok(fd) => {
                 fds.push(fd);
                 cpus.push(cpu);
+                pids.push(pid);
                 i += 1;
             }
             Err(e) => {
@@ -403,11 +466,18 @@ fn open_counter(
                     attr = counting_attr(&spec, target, member, opts);
                     continue;
                 }
-                // A thread that exited between listing and opening is not an error.
-                if code == Some(libc::ESRCH)
-                    && matches!(target, Target::Pids(_))
-                    && slot_list.len() > 1
+                // On a running process, a member refused because its leader's thread exited
+                // (ENODEV) or its context moved (EINVAL) since the leader was opened: open the
+                // group again. A thread that exited before its own open is skipped.
+                let running_process = matches!(target, Target::Pids(_));
+                if member
+                    && running_process
+                    && ctx.may_retry
+                    && matches!(code, Some(libc::EINVAL) | Some(libc::ENODEV))
                 {
+                    return Ok(Opened::Retry);
+                }
+                if code == Some(libc::ESRCH) && running_process && slot_list.len() > 1 {
                     i += 1;
                     continue;
                 }
@@ -420,7 +490,9 @@ fn open_counter(
                     return Err(Error::NoSuchProcess(pid));
                 }
                 return match classify_open_error(&spec.name, &e, root, &what) {
-                    OpenFailure::NotSupported(why) => Ok(not_supported(&spec, attr, why)),
+                    OpenFailure::NotSupported(why) => {
+                        Ok(Opened::Counter(Box::new(not_supported(&spec, attr, why))))
+                    }
                     OpenFailure::Fatal(err) => Err(err),
                 };
             }
@@ -429,7 +501,7 @@ fn open_counter(
     if fds.is_empty() {
         return Err(Error::NoSuchProcess(slot_list[0].0));
     }
-    Ok(Counter {
+    Ok(Opened::Counter(Box::new(Counter {
         spec,
         entry,
         group_member: member,
@@ -437,7 +509,8 @@ fn open_counter(
         attr,
         fds,
         cpus,
-    })
+        pids,
+    })))
 }
 
 /// A one-line description of an attr for `-v`.
@@ -530,6 +603,131 @@ mod tests {
         // cycles: supported on real hardware, not in this VM; either way no error.
         if let OpenStatus::NotSupported(why) = &s.counters[2].status {
             assert!(why.contains("cycles"));
+        }
+    }
+
+    mod seam {
+        use std::cell::RefCell;
+        use std::io;
+        use std::os::fd::AsRawFd;
+        use std::rc::Rc;
+
+        use super::*;
+        use crate::counters::event::parse_events;
+        use crate::os::sys::hooks::{fake_fd, fake_open};
+
+        /// One faked perf_event_open call: (config, pid, group fd, fd returned or errno).
+        type Call = (u64, i32, i32, std::result::Result<i32, i32>);
+
+        fn errno(e: i32) -> io::Error {
+            io::Error::from_raw_os_error(e)
+        }
+
+        fn open_with(
+            events: &str,
+            target: Target,
+            mut kernel: impl FnMut(&sys::Attr, i32, i32) -> std::result::Result<(), i32> + 'static,
+        ) -> (Result<Session>, Vec<Call>) {
+            let calls: Rc<RefCell<Vec<Call>>> = Rc::default();
+            let log = Rc::clone(&calls);
+            let _guard = fake_open(Box::new(move |attr, pid, _cpu, group| {
+                match kernel(attr, pid, group) {
+                    Ok(()) => {
+                        let fd = fake_fd();
+                        log.borrow_mut()
+                            .push((attr.config, pid, group, Ok(fd.as_raw_fd())));
+                        Ok(fd)
+                    }
+                    Err(e) => {
+                        log.borrow_mut().push((attr.config, pid, group, Err(e)));
+                        Err(errno(e))
+                    }
+                }
+            }));
+            let root = Sysroot::default();
+            let list = parse_events(events, &root).unwrap();
+            let session = Session::open(&list, &target, OpenOptions { inherit: false }, &root);
+            let calls = calls.borrow().clone();
+            (session, calls)
+        }
+
+        #[test]
+        fn kernel_refused_retries_user_only_as_perf_does() {
+            let me = nix::unistd::gettid().as_raw();
+            let (s, calls) = open_with("task-clock", Target::Tids(vec![me]), |attr, _, _| {
+                if attr.exclude_kernel() == 0 {
+                    Err(libc::EACCES)
+                } else {
+                    Ok(())
+                }
+            });
+            let s = s.unwrap();
+            assert_eq!(calls.len(), 2);
+            assert_eq!(s.counters[0].spec.name, "task-clock:u");
+            assert_eq!(s.counters[0].attr.exclude_kernel(), 1);
+        }
+
+        #[test]
+        fn an_absent_event_is_not_supported_and_the_rest_still_opens() {
+            let me = nix::unistd::gettid().as_raw();
+            let hw = b::PERF_TYPE_HARDWARE;
+            let (s, _) = open_with(
+                "cycles,task-clock",
+                Target::Tids(vec![me]),
+                move |a, _, _| {
+                    if a.type_ == hw {
+                        Err(libc::ENOENT)
+                    } else {
+                        Ok(())
+                    }
+                },
+            );
+            let s = s.unwrap();
+            assert!(matches!(s.counters[0].status, OpenStatus::NotSupported(_)));
+            assert_eq!(s.counters[1].status, OpenStatus::Open);
+        }
+
+        #[test]
+        fn members_open_on_their_leaders_slots_and_a_refused_member_reopens_the_group() {
+            // This test process has several threads; one of them "exits" before its leader
+            // opens (ESRCH), and the first member open is refused once (EINVAL).
+            let pid = std::process::id() as i32;
+            let gone = *threads_of(pid).unwrap().last().unwrap();
+            let mut refused_once = false;
+            let (s, calls) = open_with(
+                "{task-clock,page-faults}",
+                Target::Pids(vec![pid]),
+                move |a, tid, group| {
+                    if tid == gone {
+                        return Err(libc::ESRCH);
+                    }
+                    let member = group >= 0;
+                    if member && a.config == b::PERF_COUNT_SW_PAGE_FAULTS as u64 && !refused_once {
+                        refused_once = true;
+                        return Err(libc::EINVAL);
+                    }
+                    Ok(())
+                },
+            );
+            let s = s.unwrap();
+            assert_eq!(s.counters[1].status, OpenStatus::Open);
+            // The last pass (its leaders, then its members): every member sits on the leader
+            // opened for the same thread.
+            let last_leader = calls.iter().rposition(|c| c.2 < 0).unwrap();
+            let first_leader = calls[..last_leader]
+                .iter()
+                .rposition(|c| c.2 >= 0)
+                .map_or(0, |i| i + 1);
+            let pass = &calls[first_leader..=last_leader];
+            let members = &calls[last_leader + 1..];
+            assert!(!members.is_empty());
+            for m in members {
+                let leader = pass.iter().find(|l| l.1 == m.1).expect("leader on thread");
+                assert_eq!(Ok(m.2), leader.3, "member on {} joined another leader", m.1);
+            }
+            assert!(calls.iter().any(|c| c.3 == Err(libc::EINVAL)));
+            assert!(!s.counters[1].pids.contains(&gone));
+            assert_eq!(s.counters[0].pids, s.counters[1].pids);
         }
     }
 }

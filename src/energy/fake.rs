@@ -73,6 +73,16 @@ impl FakeTree {
         }
     }
 
+    /// Online CPUs as `(cpu, physical_package_id, die_id, core_id)`, for multi-die packages.
+    pub fn cpus_with_dies(&self, cpus: &[(u32, u32, u32, u32)]) {
+        let plain: Vec<(u32, u32, u32)> = cpus.iter().map(|c| (c.0, c.1, c.3)).collect();
+        self.cpus(&plain);
+        for &(cpu, _, die, _) in cpus {
+            let t = format!("/sys/devices/system/cpu/cpu{cpu}/topology");
+            self.write(&format!("{t}/die_id"), &format!("{die}\n"));
+        }
+    }
+
     /// /proc/cpuinfo naming a vendor (`GenuineIntel`, `AuthenticAMD`), family and model.
     pub fn cpuinfo(&self, vendor: &str, family: u32, model: u32) {
         self.write(

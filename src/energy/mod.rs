@@ -88,14 +88,19 @@ impl DomainKind {
     }
 }
 
-/// One energy domain: a kind and the package (RAPL) or device (NVML) index.
+/// One energy domain: a kind and the package (RAPL) or device (NVML) index, and for RAPL on a
+/// multi-die package (`package-N-die-M` zones, `die_id` in the topology) the die.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Domain {
     /// The kind of domain.
     pub kind: DomainKind,
     /// Package index for RAPL domains, device index for GPUs.
     pub index: u32,
-    /// The name as displayed and as accepted by `-e`: `rapl/pkg:0`, `nvml/0`.
+    /// The die within the package, for one die of a multi-die package; `None` for a whole
+    /// package (on a multi-die package: the sum of its dies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub die: Option<u32>,
+    /// The name as displayed and as accepted by `-e`: `rapl/pkg:0`, `rapl/pkg:0.die1`, `nvml/0`.
     pub name: String,
 }
 
@@ -105,7 +110,35 @@ impl Domain {
         Domain {
             kind,
             index: package,
+            die: None,
             name: format!("rapl/{}:{package}", kind.short()),
+        }
+    }
+
+    /// A RAPL domain of `kind` on die `die` of package `package`: `rapl/pkg:0.die1`.
+    pub fn rapl_die(kind: DomainKind, package: u32, die: u32) -> Self {
+        Domain {
+            kind,
+            index: package,
+            die: Some(die),
+            name: format!("rapl/{}:{package}.die{die}", kind.short()),
+        }
+    }
+
+    /// A RAPL domain on `die` of `package` when the package has several dies, else the
+    /// whole-package domain.
+    pub fn rapl_at(kind: DomainKind, package: u32, die: Option<u32>) -> Self {
+        match die {
+            Some(d) => Domain::rapl_die(kind, package, d),
+            None => Domain::rapl(kind, package),
+        }
+    }
+
+    /// The whole-package domain this domain belongs to (itself when it is one).
+    pub fn package_domain(&self) -> Domain {
+        match self.kind {
+            DomainKind::Gpu => self.clone(),
+            k => Domain::rapl(k, self.index),
         }
     }
 
@@ -114,9 +147,27 @@ impl Domain {
         Domain {
             kind: DomainKind::Gpu,
             index,
+            die: None,
             name: format!("nvml/{index}"),
         }
     }
+}
+
+/// The domains a user can select from a source's: its own, plus, for each multi-die package
+/// it lists only die by die, the whole package (`rapl/pkg:0`, the sum of its dies), placed
+/// after that package's dies.
+pub fn selectable_domains(domains: &[Domain]) -> Vec<Domain> {
+    let mut out: Vec<Domain> = domains.to_vec();
+    for d in domains.iter().filter(|d| d.die.is_some()) {
+        let pkg = d.package_domain();
+        if !out.contains(&pkg) {
+            out.push(pkg);
+        }
+    }
+    if out.iter().all(|d| d.kind.is_rapl()) {
+        out.sort_by_key(|d| (d.index, d.die.is_none(), d.die, d.kind));
+    }
+    out
 }
 
 impl fmt::Display for Domain {
@@ -274,6 +325,16 @@ pub trait Source: Send {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// What a figure of domain `domain` does and does not cover, when that needs saying (e.g.
+    /// AMD cores through powercap: one core, not every core).
+    fn domain_notes(&self, _domain: usize) -> Vec<String> {
+        Vec::new()
+    }
+    /// Why channel `channel` could not be read in the last [`Source::read`], when it could not
+    /// (e.g. `GPU is lost (NVML_ERROR_GPU_IS_LOST)`, an I/O error).
+    fn failure(&self, _channel: usize) -> Option<String> {
+        None
+    }
 }
 
 /// Cumulative energy of one source's domains at one instant.
@@ -289,6 +350,11 @@ pub struct Reading {
     pub failures: Vec<u32>,
     /// Per domain: the longest gap in seconds between two readings of a wrapping counter.
     pub max_gap: Vec<f64>,
+    /// Per domain: true when every channel of the domain was read at this reading. A domain
+    /// whose reading failed at either end of a window was not counted over that window.
+    pub ok: Vec<bool>,
+    /// Per domain: why its last failed reading failed, if one did.
+    pub cause: Vec<Option<String>>,
     /// Per channel: exact totals, so that differences between readings stay exact.
     channels: Vec<ChannelTotal>,
 }
@@ -330,6 +396,8 @@ pub struct Accumulator {
     resets: Vec<u32>,
     failures: Vec<u32>,
     max_gap: Vec<f64>,
+    ok: Vec<bool>,
+    cause: Vec<Option<String>>,
     last: Option<Instant>,
 }
 
@@ -354,6 +422,8 @@ impl Accumulator {
             resets: vec![0; domains],
             failures: vec![0; domains],
             max_gap: vec![0.0; domains],
+            ok: vec![false; domains],
+            cause: vec![None; domains],
             last: None,
         }
     }
@@ -380,6 +450,20 @@ impl Accumulator {
             .min_by(f64::total_cmp)
     }
 
+    /// True when some counter never wraps but can be reset (NVML's, by a driver reload): only
+    /// readings between the two ends can see a reset followed by a climb past the old value.
+    pub fn can_reset(&self) -> bool {
+        self.source.channels().iter().any(|c| {
+            matches!(
+                c.meter,
+                Meter::Counter {
+                    wrap: Wrap::Never,
+                    ..
+                }
+            )
+        })
+    }
+
     /// True when the source integrates power and needs frequent readings.
     pub fn integrates_power(&self) -> bool {
         self.source
@@ -400,10 +484,13 @@ impl Accumulator {
         self.source.read(&mut self.scratch);
         let at = Instant::now();
         let channels = self.source.channels();
+        self.ok.iter_mut().for_each(|o| *o = true);
         for (i, ch) in channels.iter().enumerate() {
             let st = &mut self.state[i];
             let Some(cur) = self.scratch[i] else {
                 self.failures[ch.domain] += 1;
+                self.ok[ch.domain] = false;
+                self.cause[ch.domain] = self.source.failure(i);
                 continue;
             };
             match ch.meter {
@@ -463,6 +550,8 @@ impl Accumulator {
             resets: self.resets.clone(),
             failures: self.failures.clone(),
             max_gap: self.max_gap.clone(),
+            ok: self.ok.clone(),
+            cause: self.cause.clone(),
             channels,
         }
     }
@@ -471,12 +560,15 @@ impl Accumulator {
 /// What an energy event name selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnergySelector {
-    /// RAPL domains: all kinds (`None`) or one, on every package (`None`) or one.
+    /// RAPL domains: all kinds (`None`) or one, on every package (`None`) or one, and with
+    /// `die` one die of a multi-die package.
     Rapl {
         /// The kind, or every kind.
         kind: Option<DomainKind>,
         /// The package, or every package.
         package: Option<u32>,
+        /// One die of the package (`rapl/pkg:0.die1`); `None`: the whole package.
+        die: Option<u32>,
     },
     /// NVIDIA GPUs: every one (`None`) or one.
     Nvml {
@@ -492,10 +584,16 @@ impl EnergySelector {
     pub fn matches(&self, d: &Domain) -> bool {
         match *self {
             EnergySelector::All => true,
-            EnergySelector::Rapl { kind, package } => {
+            EnergySelector::Rapl { kind, package, die } => {
                 d.kind.is_rapl()
                     && kind.is_none_or(|k| k == d.kind)
-                    && package.is_none_or(|p| p == d.index)
+                    && match (package, die) {
+                        // Every package: whole packages and their dies.
+                        (None, _) => true,
+                        // One package: the whole package (the sum of its dies).
+                        (Some(p), None) => p == d.index && d.die.is_none(),
+                        (Some(p), Some(x)) => p == d.index && d.die == Some(x),
+                    }
             }
             EnergySelector::Nvml { gpu } => {
                 d.kind == DomainKind::Gpu && gpu.is_none_or(|g| g == d.index)
@@ -518,7 +616,7 @@ impl fmt::Display for EnergySelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             EnergySelector::All => f.write_str("energy"),
-            EnergySelector::Rapl { kind, package } => {
+            EnergySelector::Rapl { kind, package, die } => {
                 f.write_str("rapl")?;
                 if kind.is_some() || package.is_some() {
                     f.write_str("/")?;
@@ -526,6 +624,9 @@ impl fmt::Display for EnergySelector {
                 }
                 if let Some(p) = package {
                     write!(f, ":{p}")?;
+                }
+                if let Some(d) = die {
+                    write!(f, ".die{d}")?;
                 }
                 Ok(())
             }
@@ -537,7 +638,8 @@ impl fmt::Display for EnergySelector {
 
 /// The energy event names, for error messages and help.
 pub const SPELLINGS: &str = "rapl, rapl/pkg, rapl/cores, rapl/uncore, rapl/dram, rapl/psys \
-     (add :N for package N, e.g. rapl/pkg:0), nvml, nvml/N (GPU N), energy (all of them)";
+     (add :N for package N, e.g. rapl/pkg:0, and .dieM for one die of it, e.g. rapl/pkg:0.die1), \
+     nvml, nvml/N (GPU N), energy (all of them)";
 
 /// Recognises an energy event name.
 ///
@@ -560,6 +662,7 @@ pub fn parse_selector(s: &str) -> Option<Result<EnergySelector>> {
         ("rapl", None) => Some(Ok(EnergySelector::Rapl {
             kind: None,
             package: None,
+            die: None,
         })),
         ("nvml", None) => Some(Ok(EnergySelector::Nvml { gpu: None })),
         ("energy", Some(_)) => bad("`energy` takes no domain or modifier"),
@@ -579,6 +682,11 @@ pub fn parse_selector(s: &str) -> Option<Result<EnergySelector>> {
                 "psys" => DomainKind::Psys,
                 _ => return bad("unknown RAPL domain"),
             };
+            let (pkg, die) = match pkg.map(|p| p.split_once(".die")) {
+                None => (None, None),
+                Some(None) => (pkg, None),
+                Some(Some((p, d))) => (Some(p), Some(d)),
+            };
             let package = match pkg {
                 None => None,
                 Some(p) => match p.parse::<u32>() {
@@ -586,9 +694,17 @@ pub fn parse_selector(s: &str) -> Option<Result<EnergySelector>> {
                     Err(_) => return bad("the package after `:` must be a number"),
                 },
             };
+            let die = match die {
+                None => None,
+                Some(d) => match d.parse::<u32>() {
+                    Ok(n) => Some(n),
+                    Err(_) => return bad("the die after `.die` must be a number"),
+                },
+            };
             Some(Ok(EnergySelector::Rapl {
                 kind: Some(kind),
                 package,
+                die,
             }))
         }
         ("nvml", Some(rest)) => {
@@ -769,21 +885,24 @@ mod tests {
             ok("rapl"),
             EnergySelector::Rapl {
                 kind: None,
-                package: None
+                package: None,
+                die: None
             }
         );
         assert_eq!(
             ok("rapl/pkg"),
             EnergySelector::Rapl {
                 kind: Some(DomainKind::Package),
-                package: None
+                package: None,
+                die: None
             }
         );
         assert_eq!(
             ok("rapl/pkg:1"),
             EnergySelector::Rapl {
                 kind: Some(DomainKind::Package),
-                package: Some(1)
+                package: Some(1),
+                die: None
             }
         );
         for (name, kind) in [
@@ -797,7 +916,8 @@ mod tests {
                 sel,
                 EnergySelector::Rapl {
                     kind: Some(kind),
-                    package: None
+                    package: None,
+                    die: None
                 }
             );
             assert_eq!(sel.to_string(), format!("rapl/{name}"));
@@ -806,6 +926,15 @@ mod tests {
         assert_eq!(ok("nvml/3"), EnergySelector::Nvml { gpu: Some(3) });
         assert_eq!(ok("nvml/3").to_string(), "nvml/3");
         assert_eq!(ok("rapl/dram:2").to_string(), "rapl/dram:2");
+        assert_eq!(
+            ok("rapl/pkg:0.die1"),
+            EnergySelector::Rapl {
+                kind: Some(DomainKind::Package),
+                package: Some(0),
+                die: Some(1)
+            }
+        );
+        assert_eq!(ok("rapl/dram:1.die0").to_string(), "rapl/dram:1.die0");
         // Not energy names: left to the counter grammar.
         for other in [
             "cycles",
@@ -827,6 +956,9 @@ mod tests {
             "nvml/x",
             "nvml:u",
             "energy/pkg",
+            "rapl/pkg:0.die",
+            "rapl/pkg:0.diex",
+            "rapl/pkg:.die1",
         ] {
             let err = parse_selector(bad).unwrap().unwrap_err();
             let msg = err.to_string();
@@ -852,5 +984,32 @@ mod tests {
         assert!(sel("energy").matches(&gpu1) && sel("energy").matches(&dram0));
         assert_eq!(pkg1.name, "rapl/pkg:1");
         assert_eq!(gpu1.name, "nvml/1");
+        // Dies: `rapl/pkg:0` is the whole package (the sum of its dies), never one die.
+        let die1 = Domain::rapl_die(DomainKind::Package, 0, 1);
+        assert_eq!(die1.name, "rapl/pkg:0.die1");
+        assert_eq!(die1.package_domain(), Domain::rapl(DomainKind::Package, 0));
+        assert!(!sel("rapl/pkg:0").matches(&die1));
+        assert!(sel("rapl/pkg:0.die1").matches(&die1));
+        assert!(!sel("rapl/pkg:0.die0").matches(&die1));
+        assert!(!sel("rapl/pkg:0.die1").matches(&Domain::rapl(DomainKind::Package, 0)));
+        assert!(sel("rapl").matches(&die1) && sel("rapl/pkg").matches(&die1));
+        let all = selectable_domains(&[
+            Domain::rapl_die(DomainKind::Package, 0, 0),
+            Domain::rapl_die(DomainKind::Dram, 0, 0),
+            die1.clone(),
+            Domain::rapl(DomainKind::Package, 1),
+        ]);
+        let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "rapl/pkg:0.die0",
+                "rapl/dram:0.die0",
+                "rapl/pkg:0.die1",
+                "rapl/pkg:0",
+                "rapl/dram:0",
+                "rapl/pkg:1"
+            ]
+        );
     }
 }

@@ -32,6 +32,8 @@ pub struct NvmlSource {
     gpus: Vec<(u32, Method)>,
     names: Vec<String>,
     warnings: Vec<String>,
+    /// Per channel: why the last reading failed.
+    errors: Vec<Option<String>>,
 }
 
 impl std::fmt::Debug for NvmlSource {
@@ -40,6 +42,24 @@ impl std::fmt::Debug for NvmlSource {
             .field("domains", &self.domains)
             .field("names", &self.names)
             .finish()
+    }
+}
+
+/// A reading error as the warnings show it, with NVML's own name for the code.
+pub fn read_error(e: &NvmlError) -> String {
+    let code = match e {
+        NvmlError::GpuLost => Some("NVML_ERROR_GPU_IS_LOST"),
+        NvmlError::NotSupported => Some("NVML_ERROR_NOT_SUPPORTED"),
+        NvmlError::ResetRequired => Some("NVML_ERROR_RESET_REQUIRED"),
+        NvmlError::Uninitialized => Some("NVML_ERROR_UNINITIALIZED"),
+        NvmlError::NoPermission => Some("NVML_ERROR_NO_PERMISSION"),
+        NvmlError::Unknown => Some("NVML_ERROR_UNKNOWN"),
+        _ => None,
+    };
+    match (e, code) {
+        (NvmlError::GpuLost, Some(c)) => format!("the GPU is lost ({c})"),
+        (_, Some(c)) => format!("{e} ({c})"),
+        (_, None) => e.to_string(),
     }
 }
 
@@ -133,6 +153,7 @@ impl NvmlSource {
         }
         Ok(NvmlSource {
             nvml,
+            errors: vec![None; channels.len()],
             domains,
             channels,
             gpus,
@@ -161,20 +182,28 @@ impl Source for NvmlSource {
     }
 
     fn read(&mut self, out: &mut [Option<u64>]) {
-        for (slot, &(index, method)) in out.iter_mut().zip(&self.gpus) {
-            *slot = self
-                .nvml
-                .device_by_index(index)
-                .ok()
-                .and_then(|d| match method {
-                    Method::Energy => d.total_energy_consumption().ok(),
-                    Method::Power => d.power_usage().ok().map(u64::from),
-                });
+        for ((slot, &(index, method)), err) in out.iter_mut().zip(&self.gpus).zip(&mut self.errors)
+        {
+            let value = self.nvml.device_by_index(index).and_then(|d| match method {
+                Method::Energy => d.total_energy_consumption(),
+                Method::Power => d.power_usage().map(u64::from),
+            });
+            *slot = match value {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    *err = Some(read_error(&e));
+                    None
+                }
+            };
         }
     }
 
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
+    }
+
+    fn failure(&self, channel: usize) -> Option<String> {
+        self.errors.get(channel).cloned().flatten()
     }
 }
 
@@ -195,6 +224,15 @@ mod tests {
             Ok(s) => assert!(!s.domains().is_empty()),
             Err(e) => assert!(e.starts_with("nvml: "), "{e}"),
         }
+    }
+
+    #[test]
+    fn read_errors_name_the_nvml_code() {
+        assert_eq!(
+            read_error(&NvmlError::GpuLost),
+            "the GPU is lost (NVML_ERROR_GPU_IS_LOST)"
+        );
+        assert!(read_error(&NvmlError::NotSupported).ends_with("(NVML_ERROR_NOT_SUPPORTED)"));
     }
 
     #[test]

@@ -14,7 +14,44 @@ use std::time::Duration;
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
+use crate::energy::Accumulator;
 use crate::error::{Error, Result};
+
+/// The highest power assumed for one domain when sizing the poll period against wrap-around.
+pub const ASSUMED_MAX_WATTS: f64 = 1000.0;
+
+/// Poll period for power integration (NVML without an energy counter): 20 Hz.
+pub const POWER_POLL: Duration = Duration::from_millis(50);
+
+/// Poll period for counters that never wrap but reset (NVML's total energy, on a driver
+/// reload): a reload takes seconds and the counter then climbs from zero at board power, so
+/// readings every 100 ms see it go down long before it can climb back past its old value.
+pub const RESET_POLL: Duration = Duration::from_millis(100);
+
+/// The shortest and longest background poll periods for wrapping counters.
+pub const MIN_POLL: Duration = Duration::from_millis(1);
+/// See [`MIN_POLL`].
+pub const MAX_POLL: Duration = Duration::from_secs(60);
+
+/// The background poll period a set of sources needs, if any: [`POWER_POLL`] where power is
+/// integrated, [`RESET_POLL`] where a counter can reset, and a quarter of the shortest wrap
+/// period at [`ASSUMED_MAX_WATTS`] (clamped to [`MIN_POLL`]–[`MAX_POLL`]) where one wraps;
+/// the shortest of these. `None`: start and end readings suffice.
+pub fn period_for(accs: &[Accumulator]) -> Option<Duration> {
+    accs.iter()
+        .flat_map(|a| {
+            let wrap = a
+                .shortest_wrap(ASSUMED_MAX_WATTS)
+                .map(|w| Duration::from_secs_f64(w / 4.0).clamp(MIN_POLL, MAX_POLL));
+            [
+                a.integrates_power().then_some(POWER_POLL),
+                a.can_reset().then_some(RESET_POLL),
+                wrap,
+            ]
+        })
+        .flatten()
+        .min()
+}
 
 /// What a poller did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -8,16 +8,16 @@
 //!   for sampling.
 //! - [`GatedChild::start`]: counters were already opened on the calling thread, disabled, with
 //!   `inherit` and `enable_on_exec`. The kernel copies them into the child when it is created
-//!   and they start counting at its exec, so no gate is needed and the child is started by a
-//!   vfork-style clone that does not copy ruperf's page tables. This is `stat`'s default.
+//!   and they start counting at its exec, so no gate is needed and the child is started by
+//!   posix_spawn (no copy of ruperf's page tables). This is `stat`'s default.
 //!
 //! Signals: the caller blocks SIGINT/SIGTERM/SIGHUP with [`SignalWatch`] and reads them from a
 //! signalfd; the child's mask and SIGPIPE disposition are reset before exec, so the command runs
 //! with default signal handling.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -167,67 +167,46 @@ impl GatedChild {
 
     /// Starts `argv` at once, for counters opened beforehand on the calling thread with
     /// `inherit` and `enable_on_exec` (see the module documentation); must be called from that
-    /// thread. The child is a vfork-style clone (shared memory, ruperf suspended until the exec)
-    /// that only resets its signal mask and SIGPIPE, then execs: no copy of ruperf's page
-    /// tables, and none of the per-signal system calls a general posix_spawn makes.
-    /// Exec failures are reported here (126 class; "not found" is found out before).
+    /// thread. The child is started by the C library's posix_spawn (a vfork-style clone that
+    /// does not copy ruperf's page tables; the C library itself makes the child safe against
+    /// other threads and signal handlers) with an empty signal mask and SIGPIPE's default
+    /// action. `std::process::Command` would be the first choice, but its posix_spawn path
+    /// leaves the child with ruperf's blocked signals (SIGINT, SIGTERM, SIGHUP), and its fork
+    /// path copies the page tables. Exec failures are reported here (126 class; "not found"
+    /// is found out before).
     pub fn start(argv: &[OsString]) -> Result<Self> {
         let exec = Exec::new(argv)?;
-        let program = exec.program.clone();
-        let mut spawn = SpawnArgs {
-            path: exec.path.as_ptr(),
-            argv: exec.argv.as_ptr(),
-            mask: *SigSet::empty().as_ref(),
-            exec_errno: 0,
-        };
-        // The child's stack (16 KiB, 16-byte aligned): it runs only the few calls in
-        // `exec_child`, which need well under 4 KiB. Left uninitialised, so only the pages the
-        // child touches are faulted in; small enough to come from the heap malloc already has,
-        // without growing it for the clone and trimming it again after.
-        let mut stack: Vec<std::mem::MaybeUninit<u128>> = Vec::with_capacity(1024);
-        let stack_top = stack
-            .spare_capacity_mut()
-            .as_mut_ptr_range()
-            .end
-            .cast::<libc::c_void>();
-        let mut pidfd: libc::c_int = -1;
-        let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
-        // SAFETY: CLONE_VFORK suspends this thread until the child has exec'd or exited, so the
-        // child is the only user of the shared memory meanwhile; it runs `exec_child` on its
-        // own stack (`stack`, alive until clone returns) and reads `spawn`, which outlives it.
-        // ruperf installs no signal handlers, so no handler can run in the child. With
-        // CLONE_PIDFD the kernel stores the child's pidfd in `pidfd`.
-        let pid = unsafe {
-            libc::clone(
-                exec_child,
-                stack_top,
-                flags,
-                (&mut spawn as *mut SpawnArgs).cast(),
-                &mut pidfd as *mut libc::c_int,
-            )
-        };
-        if pid < 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(Error::Os(format!(
-                "cannot start {program}: {err} (raise `ulimit -u` or free memory)"
-            )));
-        }
-        // SAFETY: clone succeeded with CLONE_PIDFD, so `pidfd` is a new descriptor we own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        let mut child = GatedChild {
+        let env: Vec<CString> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let mut kv = k.into_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv).ok()
+            })
+            .collect();
+        let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        let pid = sys::posix_spawn_reset(&exec.path, &exec.argv, &envp).map_err(|errno| {
+            if errno == libc::EAGAIN || errno == libc::ENOMEM {
+                Error::Os(format!(
+                    "cannot start {}: {} (raise `ulimit -u` or free memory)",
+                    exec.program,
+                    std::io::Error::from_raw_os_error(errno)
+                ))
+            } else {
+                exec_error(&exec.program, errno)
+            }
+        })?;
+        // The pid is ours to reap (with wait4, for the CPU times); the pidfd is opened before.
+        let pidfd =
+            sys::pidfd_open(pid).map_err(|e| Error::Os(format!("pidfd_open({pid}): {e}")))?;
+        Ok(GatedChild {
             pid,
             held: None,
             pidfd,
-            program,
+            program: exec.program,
             reaped: None,
-        };
-        match spawn.exec_errno {
-            0 => Ok(child),
-            errno => {
-                let _ = child.wait();
-                Err(exec_error(&child.program, errno))
-            }
-        }
+        })
     }
 
     /// The child's pid.
@@ -369,34 +348,6 @@ impl Exec {
     }
 }
 
-/// What [`GatedChild::start`]'s child needs, prepared before the clone.
-struct SpawnArgs {
-    path: *const libc::c_char,
-    argv: *const *const libc::c_char,
-    mask: libc::sigset_t,
-    /// Written by the child when exec fails; read by the parent once the child has exited.
-    exec_errno: i32,
-}
-
-extern "C" {
-    static environ: *const *const libc::c_char;
-}
-
-/// The child side of [`GatedChild::start`]: default SIGPIPE, empty signal mask, exec.
-extern "C" fn exec_child(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the parent's `SpawnArgs`, alive and untouched while the parent is
-    // suspended by CLONE_VFORK. Only async-signal-safe calls are made; the signal disposition
-    // change affects this child alone (no CLONE_SIGHAND).
-    unsafe {
-        let a = &mut *arg.cast::<SpawnArgs>();
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::sigprocmask(libc::SIG_SETMASK, &a.mask, std::ptr::null_mut());
-        libc::execve(a.path, a.argv, environ);
-        a.exec_errno = *libc::__errno_location();
-        libc::_exit(127)
-    }
-}
-
 fn rusage_zero() -> libc::rusage {
     // SAFETY: rusage is a plain C struct of integers for which all-zero is valid.
     unsafe { std::mem::zeroed() }
@@ -417,16 +368,6 @@ fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd)> {
             "pipe: {e} (too many open files? raise `ulimit -n`)"
         ))
     })
-}
-
-/// Ignores SIGPIPE in ruperf itself, so that a closed output pipe is an EPIPE error that the
-/// output layer treats as "reader went away", not a silent death. (Children get SIGPIPE's default
-/// back before exec.)
-pub fn ignore_sigpipe() {
-    // SAFETY: SIG_IGN installs no handler code; this runs at start-up before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
 }
 
 /// A signal received through the signalfd.

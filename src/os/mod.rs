@@ -4,5 +4,4 @@
 pub mod launcher;
 pub mod privilege;
 pub mod ring;
-pub mod stdio;
 pub mod sys;

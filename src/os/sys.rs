@@ -41,8 +41,12 @@ pub fn perf_event_open(
     cpu: i32,
     group: Option<BorrowedFd<'_>>,
 ) -> io::Result<OwnedFd> {
-    let mut attr = *attr;
     let group_fd = group.map_or(-1, |fd| fd.as_raw_fd());
+    #[cfg(test)]
+    if let Some(faked) = hooks::open(attr, pid, cpu, group_fd) {
+        return faked;
+    }
+    let mut attr = *attr;
     let flags = bindings::PERF_FLAG_FD_CLOEXEC as libc::c_ulong;
     // SAFETY: `attr` is a fully initialised local copy that outlives the call; the kernel
     // only reads it (and may write back `size` on E2BIG, which is harmless on a copy).
@@ -52,6 +56,49 @@ pub fn perf_event_open(
     let fd = check(ret)? as i32;
     // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The syscall seam for unit tests: a test routes its own thread's perf_event_open calls to a
+/// closure (which returns any descriptor it likes, e.g. /dev/null, or an errno), so that
+/// group opening, its retries and its error handling run without a kernel that has the event.
+#[cfg(test)]
+pub mod hooks {
+    use std::cell::RefCell;
+    use std::io;
+    use std::os::fd::OwnedFd;
+
+    use super::Attr;
+
+    /// A fake perf_event_open: (attr, pid, cpu, group fd or -1) → descriptor or error.
+    pub type OpenHook = Box<dyn FnMut(&Attr, i32, i32, i32) -> io::Result<OwnedFd>>;
+
+    thread_local! {
+        static OPEN: RefCell<Option<OpenHook>> = const { RefCell::new(None) };
+    }
+
+    /// While the guard lives, this thread's perf_event_open calls go to `hook`.
+    pub fn fake_open(hook: OpenHook) -> Guard {
+        OPEN.with(|h| *h.borrow_mut() = Some(hook));
+        Guard
+    }
+
+    /// Restores the real syscall when dropped.
+    pub struct Guard;
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            OPEN.with(|h| *h.borrow_mut() = None);
+        }
+    }
+
+    pub(super) fn open(attr: &Attr, pid: i32, cpu: i32, group: i32) -> Option<io::Result<OwnedFd>> {
+        OPEN.with(|h| h.borrow_mut().as_mut().map(|f| f(attr, pid, cpu, group)))
+    }
+
+    /// A descriptor that stands for an opened event.
+    pub fn fake_fd() -> OwnedFd {
+        std::fs::File::open("/dev/null").expect("/dev/null").into()
+    }
 }
 
 /// What an ioctl applies to: the event alone or its whole group.
@@ -173,6 +220,57 @@ impl Drop for Mapping {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
     }
+}
+
+/// Starts `path` with `argv` and `envp` (NULL-terminated arrays of C strings) through
+/// posix_spawn, with an empty signal mask and SIGPIPE at its default action in the child.
+/// Returns the pid, or the errno of the failed spawn or exec.
+pub fn posix_spawn_reset(
+    path: &std::ffi::CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> Result<i32, i32> {
+    assert!(argv.last().is_some_and(|p| p.is_null()) && envp.last().is_some_and(|p| p.is_null()));
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: the attribute object is initialised before use and destroyed after; the sets are
+    // plain values filled by sigemptyset/sigaddset; `path`, `argv` and `envp` are valid
+    // NULL-terminated C arrays that outlive the call (checked above). posix_spawn itself is
+    // safe to call from a multi-threaded process with signal handlers installed.
+    unsafe {
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        let rc = libc::posix_spawnattr_init(&mut attr);
+        if rc != 0 {
+            return Err(rc);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        let mut rc = libc::posix_spawnattr_setsigmask(&mut attr, &empty);
+        if rc == 0 {
+            rc = libc::posix_spawnattr_setsigdefault(&mut attr, &pipe);
+        }
+        if rc == 0 {
+            let flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+            rc = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
+        }
+        if rc == 0 {
+            rc = libc::posix_spawn(
+                &mut pid,
+                path.as_ptr(),
+                std::ptr::null(),
+                &attr,
+                argv.as_ptr().cast::<*mut libc::c_char>(),
+                envp.as_ptr().cast::<*mut libc::c_char>(),
+            );
+        }
+        libc::posix_spawnattr_destroy(&mut attr);
+        if rc != 0 {
+            return Err(rc);
+        }
+    }
+    Ok(pid)
 }
 
 /// Opens a pidfd for `pid` (pidfd_open(2), Linux 5.3+): pollable, readable when it exits.

@@ -184,15 +184,20 @@ pub struct EnergyLine {
     pub source: String,
     /// With `-r`: the spread of the joules in percent.
     pub noise: Option<f64>,
+    /// False when the reading failed: printed as `<not counted>`, never as 0.
+    pub counted: bool,
+    /// A per-kind sum that leaves out a domain that was not counted.
+    pub partial: bool,
 }
 
 impl EnergyLine {
-    /// The metric unit: watts, marked when estimated.
+    /// The metric unit: watts, marked when estimated or when a sum is partial.
     pub fn watt_unit(&self) -> &'static str {
-        if self.estimate {
-            "W (estimate)"
-        } else {
-            "W"
+        match (self.estimate, self.partial) {
+            (false, false) => "W",
+            (true, false) => "W (estimate)",
+            (false, true) => "W (partial sum)",
+            (true, true) => "W (estimate, partial sum)",
         }
     }
 }
@@ -206,6 +211,8 @@ fn lines_of(r: &EnergyReport) -> Vec<EnergyLine> {
         estimate: e.estimate,
         source: e.source.to_string(),
         noise: None,
+        counted: e.counted,
+        partial: false,
     });
     let totals = r.totals.iter().map(|t| EnergyLine {
         name: t.name.clone(),
@@ -215,6 +222,8 @@ fn lines_of(r: &EnergyReport) -> Vec<EnergyLine> {
         estimate: t.estimate,
         source: "sum".to_string(),
         noise: None,
+        counted: t.counted,
+        partial: t.partial,
     });
     rows.chain(totals).collect()
 }
@@ -262,7 +271,9 @@ pub fn means(res: &StatResult) -> Means {
     }
 }
 
-/// Energy lines averaged over every run, with the spread when there are several.
+/// Energy lines averaged over every run, with the spread when there are several. Runs in
+/// which a line was not counted are left out of its mean; a line counted in no run stays
+/// `<not counted>`, and a sum partial in any run stays partial.
 pub fn energy_means(res: &StatResult) -> Vec<EnergyLine> {
     let per_run: Vec<Vec<EnergyLine>> = res
         .runs
@@ -276,15 +287,27 @@ pub fn energy_means(res: &StatResult) -> Vec<EnergyLine> {
     last.iter()
         .enumerate()
         .map(|(i, l)| {
-            let pick = |f: fn(&EnergyLine) -> f64| -> Vec<f64> {
-                per_run.iter().filter_map(|r| r.get(i)).map(f).collect()
-            };
+            let counted: Vec<&EnergyLine> = per_run
+                .iter()
+                .filter_map(|r| r.get(i))
+                .filter(|x| x.counted)
+                .collect();
+            let pick =
+                |f: fn(&EnergyLine) -> f64| -> Vec<f64> { counted.iter().map(|x| f(x)).collect() };
+            if counted.is_empty() {
+                return l.clone();
+            }
             let j = spread(&pick(|x| x.joules));
             EnergyLine {
                 joules: j.mean,
                 seconds: spread(&pick(|x| x.seconds)).mean,
                 watts: spread(&pick(|x| x.watts)).mean,
-                noise: (per_run.len() > 1).then_some(j.pct),
+                noise: (counted.len() > 1).then_some(j.pct),
+                counted: true,
+                partial: per_run
+                    .iter()
+                    .filter_map(|r| r.get(i))
+                    .any(|x| x.partial || (x.source == "sum" && !x.counted)),
                 ..l.clone()
             }
         })

@@ -17,6 +17,8 @@ use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
 
 use crate::sysroot::Sysroot;
 
+pub mod unwind;
+
 /// A sorted symbol table with names in one arena.
 #[derive(Debug, Default)]
 pub struct SymbolTable {

@@ -7,8 +7,11 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use ruperf::energy::fake::FakeTree;
-use ruperf::energy::rapl::{self, RaplSource};
-use ruperf::energy::{parse_selector, EnergyReport, EnergySelector, EnergySession};
+use ruperf::energy::rapl::perf_pmu::{PerfPmuSource, PmuEvent};
+use ruperf::energy::rapl::{self, Cpu, RaplSource};
+use ruperf::energy::{
+    parse_selector, DomainKind, EnergyReport, EnergySelector, EnergySession, Source,
+};
 use ruperf::os::launcher::GatedChild;
 use ruperf::sysroot::Sysroot;
 use ruperf::Error;
@@ -221,8 +224,9 @@ fn perf_pmu_without_events_falls_back() {
         .unwrap_err();
     assert!(matches!(e, Error::Unavailable(_)));
     assert!(
-        e.to_string()
-            .starts_with("no energy source available: rapl: perf power PMU: no energy events"),
+        e.to_string().starts_with(
+            "no energy source available: rapl: perf power PMU: not available under --sysroot"
+        ),
         "{e}"
     );
 }
@@ -296,7 +300,8 @@ impl StandIn {
 fn nvml_energy_counter() {
     let gpu = StandIn::new("nvml-energy", "gpu A100 1000 250000\ngpu H100 50 300000\n");
     let mut s = gpu.open(&["nvml"]).unwrap();
-    assert_eq!(s.poll_period(), None);
+    // Polled so that a driver reload between the two ends is seen.
+    assert_eq!(s.poll_period(), Some(ruperf::energy::poll::RESET_POLL));
     s.start().unwrap();
     gpu.set("gpu A100 3500 250000\ngpu H100 50 300000\n");
     let r = s.finish().unwrap();
@@ -308,7 +313,7 @@ fn nvml_energy_counter() {
     assert!(row
         .warnings
         .iter()
-        .any(|w| w.starts_with("window under 1 s")));
+        .any(|w| w.starts_with("nvml/0: window under 1 s")));
     let total = r.totals.iter().find(|t| t.name == "nvml").unwrap();
     assert_eq!((total.domains, total.joules), (2, 2.5));
 }
@@ -325,7 +330,7 @@ fn nvml_counter_going_down_is_a_driver_reload() {
         r.rows[0]
             .warnings
             .iter()
-            .any(|w| w.starts_with("driver reload detected")),
+            .any(|w| w.starts_with("nvml/0: driver reload detected")),
         "{r:?}"
     );
 }
@@ -431,40 +436,225 @@ fn host_message_is_printed_for_review() {
     }
 }
 
-/// A fake `power` PMU whose energy-pkg is really the kernel's `msr/tsc/` counter, so that the
-/// perf backend opens and reads a live system-wide counter (pid −1, no exclude bits).
-fn tsc_as_power_pmu(t: &FakeTree) -> Option<()> {
+/// The kernel's `msr/tsc/` counter dressed as an energy event, so that the perf backend opens
+/// and reads a live system-wide counter (pid −1, no exclude bits) on CPUs `cpus`.
+fn tsc_event(cpus: &[u32]) -> Option<PmuEvent> {
     let ty = std::fs::read_to_string("/sys/bus/event_source/devices/msr/type").ok()?;
-    t.perf_pmu(
-        "power",
-        ty.trim().parse().ok()?,
-        "0",
-        &[("energy-pkg", "event=0x00", "1e-9", "Joules")],
-    );
-    Some(())
+    Some(PmuEvent {
+        pmu: "power".into(),
+        name: "energy-pkg".into(),
+        kind: DomainKind::Package,
+        pmu_type: ty.trim().parse().ok()?,
+        config: 0,
+        scale: 1e-9,
+        cpus: cpus.to_vec(),
+    })
 }
 
 #[test]
-fn perf_backend_reads_a_live_counter() {
-    let t = FakeTree::at(scratch("energy-perf-live"));
-    t.cpus(&[(0, 0, 0)]);
+fn perf_backend_reads_a_live_counter_per_die() {
     require!(
-        tsc_as_power_pmu(&t).is_some(),
+        tsc_event(&[0]).is_some(),
         "the msr PMU (msr/tsc/) is not available"
     );
+    require!(
+        Path::new("/sys/devices/system/cpu/cpu1").exists(),
+        "this machine has one CPU"
+    );
+    let one = |cpus: &[u32], topo: &[Cpu]| {
+        PerfPmuSource::from_events(topo, &[tsc_event(cpus).unwrap()], &[])
+    };
+    let cpu = |cpu, package, die| Cpu {
+        cpu,
+        package,
+        die,
+        core: 0,
+    };
+    // A cpumask with two CPUs of one package: Intel counts RAPL per die.
+    let topo = [cpu(0, 0, 0), cpu(1, 0, 1)];
+    let src = match one(&[0, 1], &topo) {
+        Ok(s) => s,
+        Err(e) => {
+            require!(false, "cannot open msr/tsc/ system-wide: {e}");
+            unreachable!()
+        }
+    };
+    let names: Vec<&str> = src.domains().iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["rapl/pkg:0.die0", "rapl/pkg:0.die1"]);
+    let mut acc = ruperf::energy::Accumulator::new(Box::new(src));
+    acc.read();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let r = acc.read();
+    // The TSC advanced on both CPUs: a positive "energy" at 1 ns per tick on each die.
+    assert!(r.joules.iter().all(|&j| j > 0.0), "{r:?}");
+    // Two packages, one CPU each: whole-package domains.
+    let src = one(&[0, 1], &[cpu(0, 0, 0), cpu(1, 1, 0)]).unwrap();
+    let names: Vec<&str> = src.domains().iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["rapl/pkg:0", "rapl/pkg:1"]);
+    // AMD's power_core events: a core that cannot be opened (CPU 4095 does not exist) leaves
+    // the whole cores domain out rather than summing some cores.
+    let mut core = tsc_event(&[0, 4095]).unwrap();
+    core.pmu = "power_core".into();
+    core.name = "energy-core".into();
+    core.kind = DomainKind::Cores;
+    let src = PerfPmuSource::from_events(&topo, &[tsc_event(&[0]).unwrap()], &[core]).unwrap();
+    let names: Vec<&str> = src.domains().iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["rapl/pkg:0"]);
+    assert_eq!(src.channels().len(), 1);
+    let w = src.warnings();
+    assert!(
+        w.len() == 1
+            && w[0].starts_with(
+                "rapl/cores:0: left out: perf power_core PMU: power_core/energy-core/ on CPU 4095"
+            ),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn sysroot_never_opens_host_perf_events() {
+    // A fake power PMU whose type is a real host PMU (msr): under --sysroot it must not be
+    // opened; powercap gives the figure, and the output says why perf was not used.
+    let t = powercap_tree("energy-perf-sysroot");
+    let ty = std::fs::read_to_string("/sys/bus/event_source/devices/msr/type")
+        .map_or(7, |s| s.trim().parse().unwrap_or(7));
+    t.perf_pmu(
+        "power",
+        ty,
+        "0",
+        &[("energy-pkg", "event=0x00", "1e-9", "Joules")],
+    );
+    let mut s = EnergySession::open(&[sel("rapl/pkg:0")], &t.sysroot(), None, None).unwrap();
+    assert!(
+        s.warnings().contains(
+            &"rapl: perf power PMU: not available under --sysroot; using powercap".into()
+        ),
+        "{:?}",
+        s.warnings()
+    );
+    let r = measure(
+        &mut s,
+        &write_cmd(&t.energy_path("intel-rapl:0"), 7_000_000),
+    );
+    assert_eq!(r.rows[0].source, "powercap");
+    assert_eq!(joules(&r, "rapl/pkg:0"), 2.0);
+}
+
+// ---- Sapphire Rapids DRAM, multi-die packages, failed readings ----
+
+#[test]
+fn msr_sapphire_rapids_dram_standard_unit() {
+    let t = FakeTree::at(scratch("energy-msr-spr"));
+    t.cpus(&[(0, 0, 0)]);
+    t.cpuinfo("GenuineIntel", 6, 0x8F);
+    t.msr(0, 0x606, 0x000A_0E03); // ESU 14.
+    t.msr(0, 0x611, 1);
+    t.msr(0, 0x619, 1);
+    t.msr(0, 0x64D, 1);
     let mut s =
-        match EnergySession::open(&[sel("rapl")], &t.sysroot(), None, Some(RaplSource::Perf)) {
-            Ok(s) => s,
-            Err(e) => {
-                require!(false, "cannot open msr/tsc/ system-wide: {e}");
-                unreachable!()
-            }
-        };
-    // A 64-bit count takes weeks to wrap even at a kilowatt: polled at the longest period.
-    assert_eq!(s.poll_period(), Some(std::time::Duration::from_secs(60)));
-    let r = measure(&mut s, "true");
-    let row = &r.rows[0];
-    assert_eq!((row.name.as_str(), row.source), ("rapl/pkg:0", "perf"));
-    // The TSC advanced while the command ran: a positive "energy" at 1 ns per tick.
-    assert!(row.joules > 0.0, "{row:?}");
+        EnergySession::open(&[sel("rapl")], &t.sysroot(), None, Some(RaplSource::Msr)).unwrap();
+    let script = [
+        msr_cmd(&t.msr_path(0), 0x619, 1 + 4 * 16384), // 4 J in 2^-14 J units.
+        msr_cmd(&t.msr_path(0), 0x64D, 1 + 25),        // 25 J in 1 J units.
+    ]
+    .join(" && ");
+    let r = measure(&mut s, &script);
+    assert_eq!(joules(&r, "rapl/dram:0"), 4.0);
+    assert_eq!(joules(&r, "rapl/psys:0"), 25.0);
+}
+
+/// Package 0 with two dies (CPUs 0 and 1), as powercap and the MSRs show it.
+fn two_die_tree(name: &str) -> FakeTree {
+    let t = FakeTree::at(scratch(name));
+    t.cpus_with_dies(&[(0, 0, 0, 0), (1, 0, 1, 0)]);
+    t.cpuinfo("GenuineIntel", 6, 0x55);
+    for cpu in [0, 1] {
+        t.msr(cpu, 0x606, 0x000A_0E03);
+        t.msr(cpu, 0x611, 100);
+    }
+    t.powercap_zone("intel-rapl:0", "package-0-die-0", 1_000_000, MAX);
+    t.powercap_zone("intel-rapl:1", "package-0-die-1", 1_000_000, MAX);
+    t
+}
+
+#[test]
+fn msr_reads_every_die() {
+    let t = two_die_tree("energy-msr-dies");
+    let mut s =
+        EnergySession::open(&[sel("rapl")], &t.sysroot(), None, Some(RaplSource::Msr)).unwrap();
+    let script = [
+        msr_cmd(&t.msr_path(0), 0x611, 100 + 16384), // die 0: 1 J.
+        msr_cmd(&t.msr_path(1), 0x611, 100 + 2 * 16384), // die 1: 2 J.
+    ]
+    .join(" && ");
+    let r = measure(&mut s, &script);
+    assert_eq!(joules(&r, "rapl/pkg:0.die0"), 1.0);
+    assert_eq!(joules(&r, "rapl/pkg:0.die1"), 2.0);
+    assert_eq!(joules(&r, "rapl/pkg:0"), 3.0);
+}
+
+#[test]
+fn powercap_and_msr_cross_check_keeps_every_die() {
+    let t = two_die_tree("energy-cross-dies");
+    let mut s = EnergySession::open(&[sel("rapl/pkg:0")], &t.sysroot(), None, None).unwrap();
+    assert!(s.warnings().is_empty(), "{:?}", s.warnings());
+    let script = [
+        write_cmd(&t.energy_path("intel-rapl:0"), 4_000_000), // die 0: 3 J.
+        write_cmd(&t.energy_path("intel-rapl:1"), 8_000_000), // die 1: 7 J.
+    ]
+    .join("; ");
+    let r = measure(&mut s, &script);
+    assert_eq!(r.rows.len(), 1);
+    assert_eq!(r.rows[0].source, "powercap");
+    assert_eq!(joules(&r, "rapl/pkg:0"), 10.0);
+}
+
+#[test]
+fn nvml_gpu_lost_mid_run_is_not_counted() {
+    let gpu = StandIn::new("nvml-lost", "gpu A100 1000 250000\ngpu H100 50 300000\n");
+    let mut s = gpu.open(&["nvml"]).unwrap();
+    s.start().unwrap();
+    gpu.set("gpu A100 3500 250000\ngpu H100 9000 300000\nlost 1\n");
+    let r = s.finish().unwrap();
+    assert_eq!(joules(&r, "nvml/0"), 2.5);
+    let lost = r.rows.iter().find(|x| x.name == "nvml/1").unwrap();
+    assert!(!lost.counted && lost.joules.is_nan(), "{lost:?}");
+    assert!(
+        lost.warnings.contains(
+            &"nvml/1: not counted: the reading at the end of the window failed: the GPU is lost (NVML_ERROR_GPU_IS_LOST)"
+                .to_string()
+        ),
+        "{lost:?}"
+    );
+    let total = r.totals.iter().find(|t| t.name == "nvml").unwrap();
+    assert!(total.partial && total.counted);
+    assert_eq!((total.domains, total.joules), (2, 2.5));
+    assert!(r
+        .warnings
+        .contains(&"nvml: partial sum: nvml/1 not counted, left out of it".to_string()));
+}
+
+#[test]
+fn nvml_reload_then_climb_past_the_start_is_seen() {
+    let gpu = StandIn::new("nvml-reload-climb", "gpu A100 90000 250000\n");
+    let mut s = gpu.open(&["nvml/0"]).unwrap();
+    s.start().unwrap();
+    // The driver reloads: the counter restarts from 0 ...
+    gpu.set("gpu A100 200 250000\n");
+    let seen = s.polls();
+    while s.polls() < seen + 2 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // ... and climbs past the value it had at the start: start and end alone would say 5 J.
+    gpu.set("gpu A100 95000 250000\n");
+    let r = s.finish().unwrap();
+    assert_eq!(joules(&r, "nvml/0"), 95.0);
+    assert!(
+        r.rows[0]
+            .warnings
+            .iter()
+            .any(|w| w
+                .starts_with("nvml/0: driver reload detected: the counter went down 1 time(s)")),
+        "{r:?}"
+    );
 }

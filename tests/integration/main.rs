@@ -9,9 +9,14 @@ mod common;
 
 mod cli;
 mod docs;
+mod dwarf;
 mod energy;
+mod energy_profile;
 mod fuzz_seeds;
+mod gate;
+mod groups;
 mod list;
+mod pprof;
 mod record;
 mod report;
 mod roundtrip;

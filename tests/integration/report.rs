@@ -273,7 +273,9 @@ fn truncated_recording_gives_a_warning_and_a_partial_report() {
     let dir = scratch("report-cut");
     // Cut in the middle of the data section, and a copy whose header was never finished.
     let cut = dir.join("cut.data");
-    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let (data_offset, data_size) = (word(40), word(48));
+    std::fs::write(&cut, &bytes[..data_offset + data_size / 2]).unwrap();
     let mut unfinished = bytes.clone();
     unfinished[48..56].copy_from_slice(&0u64.to_le_bytes());
     let unf = dir.join("unfinished.data");

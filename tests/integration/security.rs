@@ -515,6 +515,8 @@ fn closed_or_full_standard_streams_never_abort() {
     let o = out_file.to_str().unwrap();
     let svg = dir.join("fg.svg");
     let s = svg.to_str().unwrap();
+    let pprof = dir.join("profile.pb.gz");
+    let pb = pprof.to_str().unwrap();
     // (arguments, code with closed streams, code with /dev/full). Writing the counts or the
     // report to a full stdout or stderr is an I/O error (74); a closed stream discards output.
     let cases: &[(&[&str], i32, i32)] = &[
@@ -533,6 +535,8 @@ fn closed_or_full_standard_streams_never_abort() {
         (&["report", "-i", d, "--json"], 0, 74),
         (&["report", "-i", d, "--script"], 0, 74),
         (&["report", "-i", d, "--flamegraph", s], 0, 0),
+        (&["report", "-i", d, "--format", "pprof", "-o", pb], 0, 0),
+        (&["report", "-i", d, "--format", "pprof", "-o", "-"], 0, 74),
         (&["report", "-i", "/nonexistent/perf.data"], 66, 66),
         (&["completions", "bash"], 0, 74),
     ];

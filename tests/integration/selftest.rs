@@ -171,17 +171,40 @@ mod energy {
         assert_eq!(out.status.code(), Some(1), "{text}");
         assert!(text.contains("FAILED!"), "{text}");
 
-        std::fs::write(
-            dir.join("libnvidia-ml.so.1.state"),
-            "gpu A100 1000 250000\n",
-        )
-        .unwrap();
+        let state = dir.join("libnvidia-ml.so.1.state");
+        std::fs::write(&state, "gpu A100 1000 250000\n").unwrap();
+        // A counter frozen over the probe window fails, as powercap's does.
         let out = Command::new(ruperf_path())
             .arg("--nvml-lib")
             .arg(&lib)
             .args(["test", "NVML"])
             .output()
             .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("FAILED!") && text.contains("nvml/0 did not move over 200 ms"),
+            "{text}"
+        );
+        // The GPU consumes while the test probes: a writer advances the counter every 10 ms
+        // (rename, so that the stand-in never reads a half-written file) until killed.
+        let mut writer = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "i=1000; while [ $i -lt 9000000 ]; do i=$((i + 1000)); \
+                 echo \"gpu A100 $i 250000\" > '{s}.tmp' && mv '{s}.tmp' '{s}'; sleep 0.01; done",
+                s = state.display()
+            ))
+            .spawn()
+            .unwrap();
+        let out = Command::new(ruperf_path())
+            .arg("--nvml-lib")
+            .arg(&lib)
+            .args(["test", "NVML"])
+            .output()
+            .unwrap();
+        writer.kill().unwrap();
+        writer.wait().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{text}");
         assert!(

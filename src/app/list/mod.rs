@@ -242,7 +242,7 @@ pub fn discover_energy(
         for kind in RaplSource::ORDER {
             match rapl::open(root, Some(kind)) {
                 Ok(o) => {
-                    for d in o.source.domains() {
+                    for d in &crate::energy::selectable_domains(o.source.domains()) {
                         add(d, ListClass::Rapl, format!("read through {}", kind.name()));
                     }
                 }

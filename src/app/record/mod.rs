@@ -6,6 +6,8 @@
 //! not decoded on the way, except for the few fields needed for the summary (sample and lost
 //! counts) and for the BUILD_ID feature (which DSOs samples landed in).
 
+pub mod energy;
+
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
@@ -59,8 +61,10 @@ pub struct RecordConfig {
     pub default_event: bool,
     /// Sampling frequency or period.
     pub period: Period,
-    /// Record frame-pointer call chains.
+    /// Record call chains (frame pointers, or the kernel part only with `dwarf_stack`).
     pub callchain: bool,
+    /// `--call-graph dwarf`: dump the user registers and this many bytes of user stack.
+    pub dwarf_stack: Option<u32>,
     /// What to attach to.
     pub target: Target,
     /// Command to run (required for `Target::Command`; otherwise it only bounds the time).
@@ -71,6 +75,10 @@ pub struct RecordConfig {
     pub output: PathBuf,
     /// ruperf's own command line, stored in the file.
     pub cmdline: Vec<OsString>,
+    /// Energy to read beside the samples (`--energy`), for `report --energy`.
+    pub energy: Option<energy::EnergyPlan>,
+    /// The NVML library to load for GPU energy (None: the system's).
+    pub nvml_lib: Option<PathBuf>,
 }
 
 /// Counters shown while recording and in the summary.
@@ -153,6 +161,9 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
         let a = &mut ev.attr;
         a.size = std::mem::size_of::<sys::Attr>() as u32;
         a.sample_type = st;
+        if let Some(size) = cfg.dwarf_stack {
+            crate::counters::sampler::set_dwarf_callchain(a, size);
+        }
         match cfg.period {
             Period::Frequency(f) => {
                 a.set_freq(1);
@@ -179,8 +190,18 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
         a.set_comm(tracking);
         a.set_comm_exec(tracking);
         a.set_task(tracking);
+        // As perf in dwarf mode: the maps of data segments too, where unwinders read
+        // .eh_frame_hdr from when a binary's read-only segment is not executable.
+        if cfg.dwarf_stack.is_some() {
+            a.set_mmap_data(tracking);
+        }
         a.set_watermark(1);
         a.__bindgen_anon_2.wakeup_watermark = (data_bytes / 4).max(1) as u32;
+        if cfg.energy.is_some() {
+            // Sample times on the energy readings' clock.
+            a.set_use_clockid(1);
+            a.clockid = libc::CLOCK_MONOTONIC;
+        }
     }
 }
 
@@ -647,7 +668,8 @@ pub fn run(
         output: &cfg.output,
     };
 
-    // What was running before recording started.
+    // What was running before recording started (with data maps in dwarf mode, as perf).
+    let dwarf = cfg.dwarf_stack.is_some();
     s.buf.clear();
     if let Some(text) = kernel_text {
         synth::kernel_mmap(&mut s.buf, &trailer, text);
@@ -658,18 +680,18 @@ pub fn run(
     match &cfg.target {
         Target::Pids(pids) => {
             for &pid in pids {
-                synth::synthesize_process(&mut s.buf, root, &trailer, pid);
+                synth::synthesize_process_with(&mut s.buf, root, &trailer, pid, dwarf);
             }
         }
         Target::Tids(tids) => {
             for &tid in tids {
                 let tgid = tgid_of(root, tid).unwrap_or(tid);
-                synth::synthesize_process(&mut s.buf, root, &trailer, tgid);
+                synth::synthesize_process_with(&mut s.buf, root, &trailer, tgid, dwarf);
             }
         }
         Target::SystemWide(_) => {
             for pid in synth::all_processes(root) {
-                synth::synthesize_process(&mut s.buf, root, &trailer, pid);
+                synth::synthesize_process_with(&mut s.buf, root, &trailer, pid, dwarf);
             }
         }
         Target::Command => {}
@@ -682,6 +704,11 @@ pub fn run(
         s.buf = buf;
     }
 
+    let tracker = cfg
+        .energy
+        .as_ref()
+        .map(|plan| energy::EnergyTracker::start(plan, root, cfg.nvml_lib.as_deref()))
+        .transpose()?;
     // Go.
     if cfg.target != Target::Command {
         s.sampler
@@ -788,6 +815,13 @@ pub fn run(
     }
     s.sampler.disable();
     s.pass()?;
+    if s.progress.lost > 0 {
+        // Not scanned: the tally counted these samples from the kernel's LOST records.
+        s.buf.clear();
+        synth::lost_samples(&mut s.buf, &trailer, s.progress.lost);
+        s.write_buf()?;
+    }
+    let energy_trace = tracker.map(energy::EnergyTracker::finish).transpose()?;
     // A command still running after Ctrl-C (it ignored the signal) is asked to stop.
     if let Some(c) = child.as_mut() {
         if exit.is_none() {
@@ -796,7 +830,10 @@ pub fn run(
         }
     }
 
-    let features = feature_sections(cfg, root, &s, kernel_text.is_some());
+    let mut features = feature_sections(cfg, root, &s, kernel_text.is_some());
+    if let Some(t) = &energy_trace {
+        features.push((crate::perfdata::energy::FEATURE, t.encode()));
+    }
     let writer = s.writer.take().expect("writer open");
     let bytes = match writer.finish(&features) {
         Ok(b) => b,

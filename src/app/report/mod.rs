@@ -7,14 +7,16 @@
 
 pub mod aggregate;
 pub mod callgraph;
+pub mod energy;
+pub mod unwind;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::error::Result;
-use crate::perfdata::reader::{Meta, ReadStats, Recording};
+use crate::error::{Error, Result};
+use crate::perfdata::reader::{Meta, ReadStats, Record, Recording, Sample};
 use crate::symbols::{demangle, Symbolizer};
 use crate::sysroot::Sysroot;
 use aggregate::{Aggregator, Frame, Profile, DSO_KERNEL, DSO_UNKNOWN};
@@ -80,6 +82,8 @@ pub enum Format {
     Folded,
     /// perf script text, one block per sample.
     Script,
+    /// Google's profile.proto, gzipped.
+    Pprof,
 }
 
 /// Everything `ruperf report` needs, free of clap types.
@@ -99,6 +103,8 @@ pub struct Config {
     pub order: Option<Order>,
     /// Hide entries below this percentage.
     pub percent_limit: f64,
+    /// Frames kept of each call chain (perf's `--max-stack`, default 127).
+    pub max_stack: usize,
     /// Show sample counts.
     pub show_samples: bool,
     /// Print the recording's header information.
@@ -117,6 +123,8 @@ pub struct Config {
     pub sysroot: Sysroot,
     /// Show a progress bar (stderr is a terminal).
     pub progress: bool,
+    /// Weight samples by the energy measured while they were taken (`--energy`).
+    pub energy: bool,
 }
 
 /// A symbol as shown: resolved name or the unresolved address, its DSO and mode.
@@ -147,6 +155,8 @@ pub struct Resolved {
     pub stats: ReadStats,
     /// Warnings (one line each), to print before the report.
     pub warnings: Vec<String>,
+    /// With `--energy`: what was measured and attributed.
+    pub energy: Option<energy::EnergySummary>,
 }
 
 /// Shown DSO name for a recorded path.
@@ -179,11 +189,23 @@ pub fn load(cfg: &Config) -> Result<Resolved> {
     let mut rec = Recording::open(&cfg.input)?;
     let meta = rec.meta().clone();
     let mut agg = Aggregator::new(meta.events.len());
+    let attribution = if cfg.energy {
+        Some(energy_attribution(cfg, &meta)?)
+    } else {
+        None
+    };
+    unwind::prepare(&mut rec, &mut agg, cfg, &meta);
     let bar = progress_bar(cfg.progress, meta.data_size);
     let progress = rec.progress();
     let mut n = 0u32;
     let stats = rec.for_each(|r| {
-        agg.add(r);
+        match (r, &attribution) {
+            (Record::Sample(s), Some(a)) => agg.add(&Record::Sample(Sample {
+                period: a.weight(s),
+                ..*s
+            })),
+            _ => agg.add(r),
+        }
         n = n.wrapping_add(1);
         if n % 65536 == 0 {
             if let Some(b) = &bar {
@@ -203,6 +225,7 @@ pub fn load(cfg: &Config) -> Result<Resolved> {
         ));
     }
     let profile = agg.finish();
+    warnings.extend(unwind::warnings(&profile));
     let mut symz = Symbolizer::new(cfg.sysroot.clone(), recorded_build_ids(&meta));
     if let Some(t) = profile.kernel_text {
         symz.set_kernel_text(t);
@@ -216,7 +239,29 @@ pub fn load(cfg: &Config) -> Result<Resolved> {
         frame_sym,
         stats,
         warnings,
+        energy: attribution.map(|a| a.summary()),
     })
+}
+
+/// The first pass of `--energy`: the recording's energy readings and how many samples each
+/// interval holds.
+fn energy_attribution(cfg: &Config, meta: &Meta) -> Result<energy::Attribution> {
+    let bytes = meta.energy.as_deref().ok_or_else(|| {
+        Error::Unavailable(format!(
+            "{}: holds no energy readings (record with `ruperf record --energy`)",
+            meta.path.display()
+        ))
+    })?;
+    let trace = crate::perfdata::energy::EnergyTrace::decode(bytes)
+        .map_err(|why| Error::Data(format!("{}: {why}", meta.path.display())))?;
+    let mut a = energy::Attribution::new(trace);
+    let mut rec = Recording::open(&cfg.input)?;
+    rec.for_each(|r| {
+        if let Record::Sample(s) = r {
+            a.count(s);
+        }
+    });
+    Ok(a)
 }
 
 fn progress_bar(enabled: bool, len: u64) -> Option<indicatif::ProgressBar> {
@@ -392,6 +437,10 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Whether the input was cut short or damaged.
     pub truncated: bool,
+    /// With `--energy`: the energy measured and attributed; every period in the report is
+    /// then in nanojoules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub energy: Option<energy::EnergySummary>,
     /// The recording's own description (for `--header`).
     #[serde(skip)]
     pub meta: Meta,
@@ -432,7 +481,8 @@ pub fn build(r: &Resolved, cfg: &Config) -> Report {
     let mut sections = Vec::new();
     for (ev, info) in r.meta.events.iter().enumerate() {
         let totals = r.profile.events.get(ev).copied().unwrap_or_default();
-        if totals.samples == 0 {
+        // With --energy only the first event's samples carry joules.
+        if totals.samples == 0 || (r.energy.is_some() && ev != 0) {
             continue;
         }
         let entries = callgraph::entries(r, cfg, ev as u32, children, order, graph, totals);
@@ -454,6 +504,7 @@ pub fn build(r: &Resolved, cfg: &Config) -> Report {
         sections,
         warnings: r.warnings.clone(),
         truncated: r.meta.truncated,
+        energy: r.energy.clone(),
         meta: r.meta.clone(),
         show_samples: cfg.show_samples,
         graph,

@@ -3,6 +3,8 @@
 //! This module measures and returns typed results; it never prints. Interval rows are handed
 //! to a callback as they are taken so that the caller can stream them.
 
+pub mod baseline;
+
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};

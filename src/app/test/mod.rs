@@ -357,6 +357,7 @@ fn record_busy_shell(
         default_event: false,
         period: Period::Frequency(hz),
         callchain: true,
+        dwarf_stack: None,
         target: record::Target::Command,
         command: vec![
             "sh".into(),
@@ -366,6 +367,8 @@ fn record_busy_shell(
         mmap_pages: 64,
         output: out.to_path_buf(),
         cmdline: vec!["ruperf".into(), "test".into()],
+        energy: None,
+        nvml_lib: None,
     };
     record::run(&cfg, &c.root, &mut |_| {})
 }
@@ -402,6 +405,7 @@ fn t_roundtrip(c: &Ctx) -> Outcome {
         graph_min_percent: 0.5,
         order: None,
         percent_limit: 0.0,
+        max_stack: 127,
         show_samples: true,
         header: false,
         comms: None,
@@ -411,6 +415,7 @@ fn t_roundtrip(c: &Ctx) -> Outcome {
         flamegraph: None,
         sysroot: c.root.clone(),
         progress: false,
+        energy: false,
     };
     let result = report::load(&rcfg).map(|r| report::build(&r, &rcfg));
     let _ = std::fs::remove_file(&out);
@@ -534,22 +539,44 @@ fn t_nvml(c: &Ctx) -> Outcome {
         std::thread::sleep(Duration::from_millis(200));
         s.finish()
     });
-    match r {
-        Ok(rep) => Outcome::Ok(format!(
-            "{names}: {}",
-            rep.rows
-                .iter()
-                .map(|r| format!(
-                    "{} {:.3} J{}",
-                    r.name,
-                    r.joules,
-                    if r.estimate { " (estimate)" } else { "" }
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        Err(e) => Outcome::Fail(e.to_string()),
+    let rep = match r {
+        Ok(rep) => rep,
+        Err(e) => return Outcome::Fail(e.to_string()),
+    };
+    let shown = |r: &crate::energy::EnergyRow| {
+        if !r.counted {
+            format!("{} <not counted>", r.name)
+        } else {
+            format!(
+                "{} {:.3} J{}",
+                r.name,
+                r.joules,
+                if r.estimate { " (estimate)" } else { "" }
+            )
+        }
+    };
+    let figures = rep.rows.iter().map(shown).collect::<Vec<_>>().join(", ");
+    // A GPU draws power even when idle: a counter that did not move (or could not be read)
+    // over the probe window is frozen or broken, as the powercap test judges RAPL.
+    let stuck: Vec<&str> = rep
+        .rows
+        .iter()
+        .filter(|r| !r.counted || r.joules <= 0.0)
+        .map(|r| r.name.as_str())
+        .collect();
+    if !stuck.is_empty() {
+        let why = rep
+            .rows
+            .iter()
+            .flat_map(|r| r.warnings.iter())
+            .find(|w| w.contains("not counted"))
+            .map_or(String::new(), |w| format!("; {w}"));
+        return Outcome::Fail(format!(
+            "{names}: {} did not move over 200 ms ({figures}): a frozen or broken energy counter{why}",
+            stuck.join(", ")
+        ));
     }
+    Outcome::Ok(format!("{names}: {figures}"))
 }
 
 /// One executed self-test.

@@ -5,6 +5,7 @@
 //! compared: domains the second does not list are left out, with a warning naming them and the
 //! `--rapl-source` that would keep them. A forced source is used alone.
 
+pub mod models;
 pub mod msr;
 pub mod perf_pmu;
 pub mod powercap;
@@ -125,7 +126,18 @@ pub fn open(root: &Sysroot, forced: Option<RaplSource>) -> Result<Opened, Vec<St
     let (kind, source) = opened.remove(0);
     // Cross-check with the next interface in order only: the two preferred ones must agree.
     opened.truncate(1);
-    let (excluded, warnings) = cross_check(kind, source.domains(), &opened);
+    let (excluded, mut warnings) = cross_check(kind, source.domains(), &opened);
+    // A tree that carries a power PMU is told why it was not used.
+    if !root.is_host()
+        && root
+            .path("/sys/bus/event_source/devices/power/events")
+            .is_dir()
+    {
+        warnings.insert(
+            0,
+            format!("rapl: perf power PMU: not available under --sysroot; using {kind}"),
+        );
+    }
     Ok(Opened {
         kind,
         source,
@@ -136,6 +148,10 @@ pub fn open(root: &Sysroot, forced: Option<RaplSource>) -> Result<Opened, Vec<St
 
 /// Compares the chosen interface's domains with the others'. Returns the domains to leave out
 /// and the messages to show.
+///
+/// Like is compared with like: each side's domains are taken at package level (a die domain
+/// counts as its package's), so an interface that splits a package into dies and one that
+/// does not still agree on the package; the die split itself is reported when it differs.
 fn cross_check(
     kind: RaplSource,
     chosen: &[Domain],
@@ -143,11 +159,30 @@ fn cross_check(
 ) -> (Vec<Domain>, Vec<String>) {
     let mut excluded = BTreeSet::new();
     let mut warnings = Vec::new();
-    let mine: BTreeSet<&Domain> = chosen.iter().collect();
+    let packages =
+        |ds: &[Domain]| -> BTreeSet<Domain> { ds.iter().map(Domain::package_domain).collect() };
+    let split = |ds: &[Domain]| -> BTreeSet<Domain> {
+        ds.iter()
+            .filter(|d| d.die.is_some())
+            .map(Domain::package_domain)
+            .collect()
+    };
+    let mine = packages(chosen);
     for (other_kind, other) in others {
-        let theirs: BTreeSet<&Domain> = other.domains().iter().collect();
-        let only_mine: Vec<&Domain> = mine.difference(&theirs).copied().collect();
-        let only_theirs: Vec<&Domain> = theirs.difference(&mine).copied().collect();
+        let theirs = packages(other.domains());
+        let only_mine: Vec<&Domain> = mine.difference(&theirs).collect();
+        let only_theirs: Vec<&Domain> = theirs.difference(&mine).collect();
+        let (my_split, their_split) = (split(chosen), split(other.domains()));
+        let split_differs: Vec<&Domain> = my_split
+            .symmetric_difference(&their_split)
+            .filter(|d| mine.contains(*d) && theirs.contains(*d))
+            .collect();
+        if !split_differs.is_empty() {
+            warnings.push(format!(
+                "rapl: {kind} and {other_kind} disagree on the dies of {}; the package figures are compared and the die figures are {kind}'s",
+                join(&split_differs)
+            ));
+        }
         if only_mine.is_empty() && only_theirs.is_empty() {
             continue;
         }
@@ -162,7 +197,12 @@ fn cross_check(
                 "rapl: {kind} lists {} which {other_kind} does not; left out (--rapl-source {kind} keeps it)",
                 join(&only_mine)
             ));
-            excluded.extend(only_mine.into_iter().cloned());
+            excluded.extend(
+                chosen
+                    .iter()
+                    .filter(|d| only_mine.contains(&&d.package_domain()))
+                    .cloned(),
+            );
         }
         if !only_theirs.is_empty() {
             warnings.push(format!(
@@ -188,12 +228,15 @@ pub struct Cpu {
     pub cpu: u32,
     /// physical_package_id.
     pub package: u32,
+    /// die_id within the package (0 where the kernel has no die topology).
+    pub die: u32,
     /// core_id within the package.
     pub core: u32,
 }
 
-/// The online CPUs and their package and core, from /sys/devices/system/cpu under `root`.
-/// A CPU without topology files is taken as package 0, core = its number.
+/// The online CPUs and their package, die and core, from /sys/devices/system/cpu under `root`
+/// (`topology/physical_package_id`, `die_id`, `core_id`). A CPU without topology files is
+/// taken as package 0, die 0, core = its number.
 pub fn topology(root: &Sysroot) -> Vec<Cpu> {
     let cpus = root
         .read_trimmed("/sys/devices/system/cpu/online")
@@ -220,6 +263,7 @@ pub fn topology(root: &Sysroot) -> Vec<Cpu> {
             Cpu {
                 cpu,
                 package: read("physical_package_id").unwrap_or(0),
+                die: read("die_id").unwrap_or(0),
                 core: read("core_id").unwrap_or(cpu),
             }
         })
@@ -229,6 +273,35 @@ pub fn topology(root: &Sysroot) -> Vec<Cpu> {
 /// The package of `cpu`, if the topology lists it.
 pub fn package_of(topo: &[Cpu], cpu: u32) -> Option<u32> {
     topo.iter().find(|c| c.cpu == cpu).map(|c| c.package)
+}
+
+/// The die of `cpu` when its package has several dies (`None` for a single-die package or a
+/// CPU the topology does not list).
+pub fn die_of(topo: &[Cpu], cpu: u32) -> Option<u32> {
+    let c = topo.iter().find(|c| c.cpu == cpu)?;
+    multi_die(topo, c.package).then_some(c.die)
+}
+
+/// True when package `package` has CPUs on more than one die.
+pub fn multi_die(topo: &[Cpu], package: u32) -> bool {
+    let mut dies = topo.iter().filter(|c| c.package == package).map(|c| c.die);
+    let first = dies.next();
+    dies.any(|d| Some(d) != first)
+}
+
+/// One lead CPU per (package, die), in order: the CPUs a per-die counter is read on.
+pub fn die_leads(topo: &[Cpu]) -> Vec<Cpu> {
+    let mut leads: Vec<Cpu> = Vec::new();
+    for c in topo {
+        if !leads
+            .iter()
+            .any(|l| (l.package, l.die) == (c.package, c.die))
+        {
+            leads.push(*c);
+        }
+    }
+    leads.sort_by_key(|c| (c.package, c.die, c.cpu));
+    leads
 }
 
 #[cfg(test)]
@@ -254,6 +327,40 @@ mod tests {
         assert_eq!(topo.len(), 4);
         assert_eq!(package_of(&topo, 2), Some(1));
         assert_eq!(topo[3].core, 1);
+        assert_eq!(die_of(&topo, 2), None);
+        assert_eq!(
+            die_leads(&topo).iter().map(|c| c.cpu).collect::<Vec<_>>(),
+            [0, 2]
+        );
+    }
+
+    #[test]
+    fn die_topology() {
+        let t = FakeTree::new("topo-dies");
+        // Package 0 has two dies (CPUs 0-1 and 2-3); package 1 one die (CPUs 4-5).
+        t.cpus_with_dies(&[
+            (0, 0, 0, 0),
+            (1, 0, 0, 1),
+            (2, 0, 1, 0),
+            (3, 0, 1, 1),
+            (4, 1, 0, 0),
+            (5, 1, 0, 1),
+        ]);
+        let topo = topology(&t.sysroot());
+        assert_eq!(topo[2].die, 1);
+        assert!(multi_die(&topo, 0) && !multi_die(&topo, 1));
+        assert_eq!(die_of(&topo, 3), Some(1));
+        assert_eq!(die_of(&topo, 0), Some(0));
+        assert_eq!(die_of(&topo, 5), None);
+        let leads: Vec<(u32, u32, u32)> = die_leads(&topo)
+            .iter()
+            .map(|c| (c.cpu, c.package, c.die))
+            .collect();
+        assert_eq!(leads, [(0, 0, 0), (2, 0, 1), (4, 1, 0)]);
+        // No die_id file: die 0.
+        let t = FakeTree::new("topo-nodie");
+        t.cpus(&[(0, 0, 0), (1, 0, 1)]);
+        assert!(topology(&t.sysroot()).iter().all(|c| c.die == 0));
     }
 
     #[test]
@@ -293,5 +400,34 @@ mod tests {
         );
         let o = open(&t.sysroot(), Some(RaplSource::Powercap)).unwrap();
         assert!(o.excluded.is_empty() && o.warnings.is_empty());
+    }
+
+    #[test]
+    fn cross_check_compares_dies_with_dies() {
+        let t = FakeTree::new("rapl-cross-dies");
+        t.cpus_with_dies(&[(0, 0, 0, 0), (1, 0, 1, 0)]);
+        t.powercap_zone("intel-rapl:0", "package-0-die-0", 1_000, 262_143_328_850);
+        t.powercap_zone("intel-rapl:1", "package-0-die-1", 1_000, 262_143_328_850);
+        t.cpuinfo("GenuineIntel", 6, 0x55);
+        for cpu in [0, 1] {
+            t.msr(cpu, 0x606, 0x000A_0E03);
+            t.msr(cpu, 0x611, 1000);
+        }
+        let o = open(&t.sysroot(), None).unwrap();
+        assert_eq!(o.kind, RaplSource::Powercap);
+        assert!(o.excluded.is_empty() && o.warnings.is_empty(), "{o:?}");
+        let names: Vec<&str> = o.source.domains().iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["rapl/pkg:0.die0", "rapl/pkg:0.die1"]);
+        // Without die_id in the topology MSR sees one die: the package still agrees.
+        t.cpus(&[(0, 0, 0), (1, 0, 1)]);
+        std::fs::remove_file(t.path("/sys/devices/system/cpu/cpu1/topology/die_id")).unwrap();
+        std::fs::remove_file(t.path("/sys/devices/system/cpu/cpu0/topology/die_id")).unwrap();
+        let o = open(&t.sysroot(), None).unwrap();
+        assert!(o.excluded.is_empty(), "{o:?}");
+        assert_eq!(o.warnings.len(), 1, "{o:?}");
+        assert!(
+            o.warnings[0].starts_with("rapl: powercap and msr disagree on the dies of rapl/pkg:0"),
+            "{o:?}"
+        );
     }
 }

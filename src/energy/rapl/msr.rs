@@ -3,9 +3,9 @@
 //!
 //! The energy unit is 2^-ESU joules, ESU being bits 12:8 of the unit register (Intel 0x606,
 //! AMD 0xC0010299). Only bits 31:0 of an energy register count, so differences are taken
-//! modulo 2^32. Per-model quirks follow the kernel: DRAM counts in fixed 2^-16 J units on
-//! Haswell-EP, Broadwell-EP/D, Skylake-SP, Ice Lake-SP/D, Knights Landing/Mill and Sapphire
-//! Rapids; psys counts in 1 J units on Sapphire Rapids.
+//! modulo 2^32. Per-model unit quirks (fixed DRAM units on Haswell-EP and later servers up to
+//! Ice Lake-SP, 1 J psys units on Sapphire/Emerald/Granite Rapids, the Silvermont multiplier)
+//! are the pure table in [`super::models`].
 //!
 //! In a fake tree (`--sysroot`), /dev/cpu/N/msr is a regular, sparse file rather than the
 //! character device; since AMD's registers are adjacent (0xC0010299, …29A, …29B) and each holds
@@ -16,7 +16,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use super::{topology, Cpu};
+use super::models::{self, Units, Vendor};
+use super::{multi_die, topology, Cpu};
 use crate::energy::{Channel, Domain, DomainKind, Meter, Source, Wrap};
 use crate::sysroot::Sysroot;
 
@@ -75,28 +76,25 @@ impl CpuId {
         self.vendor == "AuthenticAMD" || self.vendor == "HygonGenuine"
     }
 
-    /// True on the server models whose DRAM domain counts in fixed 2^-16 J units.
-    pub fn dram_fixed_unit(&self) -> bool {
-        self.is_intel()
-            && self.family == 6
-            && matches!(
-                self.model,
-                0x3F // Haswell-EP
-                | 0x4F // Broadwell-EP
-                | 0x56 // Broadwell-D
-                | 0x55 // Skylake-SP (and Cascade/Cooper Lake)
-                | 0x6A // Ice Lake-SP
-                | 0x6C // Ice Lake-D
-                | 0x57 // Knights Landing
-                | 0x85 // Knights Mill
-                | 0x8F // Sapphire Rapids
-                | 0xCF // Emerald Rapids
-            )
+    /// The vendor, if it has RAPL registers.
+    pub fn rapl_vendor(&self) -> Option<Vendor> {
+        if self.is_intel() {
+            Some(Vendor::Intel)
+        } else if self.is_amd() {
+            Some(Vendor::Amd)
+        } else {
+            None
+        }
     }
 
-    /// True on the models whose psys domain counts in 1 J units.
-    pub fn psys_joule_unit(&self) -> bool {
-        self.is_intel() && self.family == 6 && matches!(self.model, 0x8F | 0xCF)
+    /// The joules per count of every domain, given the power-unit register.
+    pub fn units(&self, unit_register: u64) -> Option<Units> {
+        Some(models::units(
+            self.rapl_vendor()?,
+            self.family,
+            self.model,
+            unit_register,
+        ))
     }
 }
 
@@ -163,42 +161,49 @@ pub struct MsrSource {
     files: Vec<MsrFile>,
     /// Per channel: (index into files, register).
     regs: Vec<(usize, u64)>,
+    /// Per channel: why the last reading failed.
+    errors: Vec<Option<String>>,
+    /// Domains left out while opening, and why.
+    warnings: Vec<String>,
+}
+
+/// The CPUs that share one set of RAPL registers: a package, or one die of a multi-die Intel
+/// package (the kernel's perf PMU reads Intel RAPL per die, AMD per package).
+#[derive(Debug)]
+struct Group {
+    package: u32,
+    die: Option<u32>,
+    cpus: Vec<Cpu>,
+}
+
+fn groups(topo: &[Cpu], vendor: Vendor) -> Vec<Group> {
+    let mut map: BTreeMap<(u32, Option<u32>), Vec<Cpu>> = BTreeMap::new();
+    for c in topo {
+        let die = (vendor == Vendor::Intel && multi_die(topo, c.package)).then_some(c.die);
+        map.entry((c.package, die)).or_default().push(*c);
+    }
+    if map.is_empty() {
+        let cpu = Cpu {
+            cpu: 0,
+            package: 0,
+            die: 0,
+            core: 0,
+        };
+        map.insert((0, None), vec![cpu]);
+    }
+    map.into_iter()
+        .map(|((package, die), cpus)| Group { package, die, cpus })
+        .collect()
 }
 
 impl MsrSource {
-    /// Opens the MSR files of one CPU per package and finds the energy registers that count.
-    /// The error starts with `msr:` and says what is missing.
+    /// Opens the MSR files of one CPU per package (per die on a multi-die Intel package) and
+    /// finds the energy registers that count. The error starts with `msr:` and says what is
+    /// missing.
     pub fn open(root: &Sysroot) -> Result<Self, String> {
         let topo = topology(root);
-        let first_cpu = topo.first().map_or(0, |c| c.cpu);
-        let mut packages: BTreeMap<u32, Vec<Cpu>> = BTreeMap::new();
-        for c in &topo {
-            packages.entry(c.package).or_default().push(*c);
-        }
-        if packages.is_empty() {
-            packages.insert(
-                0,
-                vec![Cpu {
-                    cpu: first_cpu,
-                    package: 0,
-                    core: 0,
-                }],
-            );
-        }
-        let mut src = MsrSource {
-            domains: Vec::new(),
-            channels: Vec::new(),
-            files: Vec::new(),
-            regs: Vec::new(),
-        };
-        let open = |cpu: u32, files: &mut Vec<MsrFile>| -> Result<usize, String> {
-            let path = root.path(format!("/dev/cpu/{cpu}/msr"));
-            let f = MsrFile::open(&path).map_err(|e| open_error(&path, &e))?;
-            files.push(f);
-            Ok(files.len() - 1)
-        };
         // The device first: its absence is the usual reason and the one with a fix.
-        let lead0 = packages.values().next().map_or(first_cpu, |c| c[0].cpu);
+        let lead0 = topo.first().map_or(0, |c| c.cpu);
         let path0 = root.path(format!("/dev/cpu/{lead0}/msr"));
         MsrFile::open(&path0).map_err(|e| open_error(&path0, &e))?;
         let cpuinfo = root.path("/proc/cpuinfo");
@@ -206,92 +211,29 @@ impl MsrSource {
             .ok()
             .and_then(|s| CpuId::parse(&s))
             .ok_or_else(|| format!("msr: cannot tell the CPU model from {}", cpuinfo.display()))?;
-        if !id.is_intel() && !id.is_amd() {
-            return Err(format!("msr: {} CPUs have no RAPL registers", id.vendor));
-        }
-        for (&package, cpus) in &packages {
-            let lead = open(cpus[0].cpu, &mut src.files)?;
-            let unit_reg = if id.is_intel() {
-                INTEL_POWER_UNIT
-            } else {
-                AMD_POWER_UNIT
-            };
-            let units = read_msr(&src.files[lead], unit_reg).map_err(|e| {
-                format!(
-                    "msr: CPU {} has no RAPL unit register {unit_reg:#x} ({e})",
-                    cpus[0].cpu
-                )
-            })?;
-            let unit = energy_unit(units);
-            let counts =
-                |f: &MsrFile, reg: u64| read_msr(f, reg).is_ok_and(|v| v & 0xFFFF_FFFF != 0);
-            let add = |src: &mut MsrSource, kind: DomainKind, file: usize, reg: u64, unit: f64| {
-                let domain = Domain::rapl(kind, package);
-                let di = match src.domains.iter().position(|d| *d == domain) {
-                    Some(i) => i,
-                    None => {
-                        src.domains.push(domain);
-                        src.domains.len() - 1
-                    }
-                };
-                src.channels.push(Channel {
-                    domain: di,
-                    meter: Meter::Counter {
-                        wrap: Wrap::Bits(32),
-                        joules_per_unit: unit,
-                    },
-                });
-                src.regs.push((file, reg));
-            };
-            if id.is_intel() {
-                let dram_unit = if id.dram_fixed_unit() {
-                    2f64.powi(-16)
-                } else {
-                    unit
-                };
-                let psys_unit = if id.psys_joule_unit() { 1.0 } else { unit };
-                for (kind, reg, u) in [
-                    (DomainKind::Package, INTEL_PKG_ENERGY, unit),
-                    (DomainKind::Cores, INTEL_PP0_ENERGY, unit),
-                    (DomainKind::Uncore, INTEL_PP1_ENERGY, unit),
-                    (DomainKind::Dram, INTEL_DRAM_ENERGY, dram_unit),
-                    (DomainKind::Psys, INTEL_PSYS_ENERGY, psys_unit),
-                ] {
-                    if counts(&src.files[lead], reg) {
-                        add(&mut src, kind, lead, reg, u);
-                    }
-                }
-            } else {
-                if counts(&src.files[lead], AMD_PKG_ENERGY) {
-                    add(&mut src, DomainKind::Package, lead, AMD_PKG_ENERGY, unit);
-                }
-                // The core counter is per physical core: one CPU per core, summed per package.
-                let mut seen = Vec::new();
-                for c in cpus {
-                    if seen.contains(&c.core) {
-                        continue;
-                    }
-                    seen.push(c.core);
-                    let fi = if c.cpu == cpus[0].cpu {
-                        lead
-                    } else {
-                        match open(c.cpu, &mut src.files) {
-                            Ok(i) => i,
-                            Err(_) => continue,
-                        }
-                    };
-                    if counts(&src.files[fi], AMD_CORE_ENERGY) {
-                        add(&mut src, DomainKind::Cores, fi, AMD_CORE_ENERGY, unit);
-                    }
-                }
-            }
+        let vendor = id
+            .rapl_vendor()
+            .ok_or_else(|| format!("msr: {} CPUs have no RAPL registers", id.vendor))?;
+        let mut src = MsrSource {
+            domains: Vec::new(),
+            channels: Vec::new(),
+            files: Vec::new(),
+            regs: Vec::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        };
+        for g in groups(&topo, vendor) {
+            src.add_group(root, &id, vendor, &g)?;
         }
         if src.domains.is_empty() {
             return Err("msr: no RAPL energy register counts on this CPU".into());
         }
-        // Domains in (package, kind) order; channels keep pointing at the right one.
+        // Domains in (package, die, kind) order; channels keep pointing at the right one.
         let mut order: Vec<usize> = (0..src.domains.len()).collect();
-        order.sort_by_key(|&i| (src.domains[i].index, src.domains[i].kind));
+        order.sort_by_key(|&i| {
+            let d = &src.domains[i];
+            (d.index, d.die, d.kind)
+        });
         let mut remap = vec![0; order.len()];
         for (new, &old) in order.iter().enumerate() {
             remap[old] = new;
@@ -301,6 +243,107 @@ impl MsrSource {
             ch.domain = remap[ch.domain];
         }
         Ok(src)
+    }
+
+    fn open_file(&mut self, root: &Sysroot, cpu: u32) -> Result<usize, String> {
+        let path = root.path(format!("/dev/cpu/{cpu}/msr"));
+        let f = MsrFile::open(&path).map_err(|e| open_error(&path, &e))?;
+        self.files.push(f);
+        Ok(self.files.len() - 1)
+    }
+
+    fn add(&mut self, domain: Domain, file: usize, reg: u64, unit: f64) {
+        let di = match self.domains.iter().position(|d| *d == domain) {
+            Some(i) => i,
+            None => {
+                self.domains.push(domain);
+                self.domains.len() - 1
+            }
+        };
+        self.channels.push(Channel {
+            domain: di,
+            meter: Meter::Counter {
+                wrap: Wrap::Bits(32),
+                joules_per_unit: unit,
+            },
+        });
+        self.regs.push((file, reg));
+        self.errors.push(None);
+    }
+
+    /// Adds the registers of one package or die, read on its lead CPU.
+    fn add_group(
+        &mut self,
+        root: &Sysroot,
+        id: &CpuId,
+        vendor: Vendor,
+        g: &Group,
+    ) -> Result<(), String> {
+        let lead_cpu = g.cpus[0].cpu;
+        let lead = self.open_file(root, lead_cpu)?;
+        let unit_reg = match vendor {
+            Vendor::Intel => INTEL_POWER_UNIT,
+            Vendor::Amd => AMD_POWER_UNIT,
+        };
+        let raw = read_msr(&self.files[lead], unit_reg).map_err(|e| {
+            format!("msr: CPU {lead_cpu} has no RAPL unit register {unit_reg:#x} ({e})")
+        })?;
+        let units = id
+            .units(raw)
+            .ok_or_else(|| format!("msr: {} CPUs have no RAPL registers", id.vendor))?;
+        let counts = |f: &MsrFile, reg: u64| read_msr(f, reg).is_ok_and(|v| v & 0xFFFF_FFFF != 0);
+        let domain = |kind| Domain::rapl_at(kind, g.package, g.die);
+        if vendor == Vendor::Intel {
+            for (kind, reg) in [
+                (DomainKind::Package, INTEL_PKG_ENERGY),
+                (DomainKind::Cores, INTEL_PP0_ENERGY),
+                (DomainKind::Uncore, INTEL_PP1_ENERGY),
+                (DomainKind::Dram, INTEL_DRAM_ENERGY),
+                (DomainKind::Psys, INTEL_PSYS_ENERGY),
+            ] {
+                if counts(&self.files[lead], reg) {
+                    self.add(domain(kind), lead, reg, units.of(kind));
+                }
+            }
+            return Ok(());
+        }
+        if counts(&self.files[lead], AMD_PKG_ENERGY) {
+            self.add(domain(DomainKind::Package), lead, AMD_PKG_ENERGY, units.pkg);
+        }
+        // The core counter is per physical core: one CPU per core, summed per package. Every
+        // core or none: a sum over some cores would be silently low.
+        if !counts(&self.files[lead], AMD_CORE_ENERGY) {
+            return Ok(());
+        }
+        let mut seen = Vec::new();
+        let mut files = Vec::new();
+        for c in &g.cpus {
+            if seen.contains(&c.core) {
+                continue;
+            }
+            seen.push(c.core);
+            let fi = if c.cpu == lead_cpu {
+                Ok(lead)
+            } else {
+                self.open_file(root, c.cpu)
+            };
+            match fi.and_then(|fi| {
+                read_msr(&self.files[fi], AMD_CORE_ENERGY)
+                    .map(|_| fi)
+                    .map_err(|e| format!("msr: CPU {}: register {AMD_CORE_ENERGY:#x}: {e}", c.cpu))
+            }) {
+                Ok(fi) => files.push(fi),
+                Err(why) => {
+                    let d = domain(DomainKind::Cores);
+                    self.warnings.push(format!("{d}: left out: {why}"));
+                    return Ok(());
+                }
+            }
+        }
+        for fi in files {
+            self.add(domain(DomainKind::Cores), fi, AMD_CORE_ENERGY, units.cores);
+        }
+        Ok(())
     }
 }
 
@@ -318,9 +361,23 @@ impl Source for MsrSource {
     }
 
     fn read(&mut self, out: &mut [Option<u64>]) {
-        for (slot, &(file, reg)) in out.iter_mut().zip(&self.regs) {
-            *slot = read_msr(&self.files[file], reg).ok();
+        for (i, (slot, &(file, reg))) in out.iter_mut().zip(&self.regs).enumerate() {
+            *slot = match read_msr(&self.files[file], reg) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.errors[i] = Some(format!("MSR {reg:#x}: {e}"));
+                    None
+                }
+            };
         }
+    }
+
+    fn failure(&self, channel: usize) -> Option<String> {
+        self.errors.get(channel).cloned().flatten()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 }
 
@@ -339,29 +396,25 @@ mod tests {
     }
 
     #[test]
-    fn cpuinfo_parsing_and_quirks() {
+    fn cpuinfo_parsing_and_units() {
         let text = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\n\
                     model name\t: Intel(R) Xeon(R)\n\nprocessor\t: 1\n";
         let id = CpuId::parse(text).unwrap();
         assert_eq!(id.model, 0x55);
-        assert!(id.dram_fixed_unit() && !id.psys_joule_unit());
-        let spr = CpuId {
-            vendor: "GenuineIntel".into(),
-            family: 6,
-            model: 0x8F,
-        };
-        assert!(spr.dram_fixed_unit() && spr.psys_joule_unit());
-        let client = CpuId {
-            model: 0x8C,
-            ..spr.clone()
-        };
-        assert!(!client.dram_fixed_unit() && !client.psys_joule_unit());
+        assert_eq!(id.rapl_vendor(), Some(Vendor::Intel));
+        let u = id.units(0x000A_0E03).unwrap();
+        assert_eq!((u.pkg, u.dram), (2f64.powi(-14), 2f64.powi(-16)));
         let amd = CpuId {
-            vendor: "AuthenticAMD".into(),
-            family: 0x19,
-            model: 0x55,
+            vendor: "HygonGenuine".into(),
+            family: 0x18,
+            model: 0x00,
         };
-        assert!(!amd.dram_fixed_unit());
+        assert_eq!(amd.rapl_vendor(), Some(Vendor::Amd));
+        let via = CpuId {
+            vendor: "CentaurHauls".into(),
+            ..amd
+        };
+        assert_eq!(via.units(0x0A_0E03), None);
         assert_eq!(CpuId::parse("processor: 0\n"), None);
     }
 
@@ -456,6 +509,57 @@ mod tests {
     }
 
     #[test]
+    fn sapphire_rapids_dram_uses_the_standard_unit() {
+        for model in [0x8F, 0xCF] {
+            let t = FakeTree::new("msr-spr-dram");
+            t.cpus(&[(0, 0, 0)]);
+            t.cpuinfo("GenuineIntel", 6, model);
+            t.msr(0, INTEL_POWER_UNIT, 0x000A_0E03);
+            t.msr(0, INTEL_PKG_ENERGY, 5);
+            t.msr(0, INTEL_DRAM_ENERGY, 7);
+            let mut acc = Accumulator::new(Box::new(MsrSource::open(&t.sysroot()).unwrap()));
+            acc.read();
+            // 3 × 16384 counts of 2^-14 J: exactly 3 J (the Haswell-EP unit would give 0.75 J).
+            t.msr(0, INTEL_DRAM_ENERGY, 7 + 3 * 16384);
+            let r = acc.read();
+            assert_eq!(r.joules[1], 3.0, "model {model:#x}");
+        }
+    }
+
+    #[test]
+    fn multi_die_package_reads_one_cpu_per_die() {
+        let t = FakeTree::new("msr-dies");
+        // Cascade Lake-AP style: package 0 with dies 0 (CPUs 0, 1) and 1 (CPUs 2, 3).
+        t.cpus_with_dies(&[(0, 0, 0, 0), (1, 0, 0, 1), (2, 0, 1, 0), (3, 0, 1, 1)]);
+        t.cpuinfo("GenuineIntel", 6, 0x55);
+        for cpu in [0, 2] {
+            t.msr(cpu, INTEL_POWER_UNIT, 0x000A_0E03);
+            t.msr(cpu, INTEL_PKG_ENERGY, 100);
+            t.msr(cpu, INTEL_DRAM_ENERGY, 100);
+        }
+        // The second CPU of a die holds a different value: never read.
+        t.msr(1, INTEL_PKG_ENERGY, 999);
+        let src = MsrSource::open(&t.sysroot()).unwrap();
+        let names: Vec<&str> = src.domains().iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "rapl/pkg:0.die0",
+                "rapl/dram:0.die0",
+                "rapl/pkg:0.die1",
+                "rapl/dram:0.die1"
+            ]
+        );
+        let mut acc = Accumulator::new(Box::new(src));
+        acc.read();
+        t.msr(0, INTEL_PKG_ENERGY, 100 + 16384); // die 0: 1 J
+        t.msr(2, INTEL_PKG_ENERGY, 100 + 2 * 16384); // die 1: 2 J
+        t.msr(1, INTEL_PKG_ENERGY, 5);
+        let r = acc.read();
+        assert_eq!((r.joules[0], r.joules[2]), (1.0, 2.0));
+    }
+
+    #[test]
     fn amd_package_and_per_core_energy() {
         let t = FakeTree::new("msr-amd");
         // Two cores with two threads each.
@@ -479,6 +583,25 @@ mod tests {
         // 0xFFFFFFFF → 0xFFFF is 0x10000 units of 2^-16 J = 1 J.
         assert_eq!(r.joules[0], 1.0);
         assert_eq!(r.joules[1], 2.0);
+    }
+
+    #[test]
+    fn amd_cores_all_or_none() {
+        let t = FakeTree::new("msr-amd-partial");
+        t.cpus(&[(0, 0, 0), (1, 0, 1)]);
+        t.cpuinfo("AuthenticAMD", 0x19, 0x01);
+        t.msr(0, AMD_POWER_UNIT, 0x000A_1003);
+        t.msr(0, AMD_PKG_ENERGY, 5);
+        t.msr(0, AMD_CORE_ENERGY, 100);
+        // CPU 1 (core 1) has no MSR file: the cores domain is left out, with the reason.
+        let src = MsrSource::open(&t.sysroot()).unwrap();
+        assert_eq!(src.domains(), [Domain::rapl(DomainKind::Package, 0)]);
+        let w = src.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("rapl/cores:0: left out: msr: ") && w[0].contains("/dev/cpu/1/msr"),
+            "{w:?}"
+        );
     }
 
     #[test]

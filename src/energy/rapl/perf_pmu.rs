@@ -7,7 +7,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use super::{package_of, topology};
+use super::{package_of, topology, Cpu};
 use crate::counters::pmu::parse_cpu_list;
 use crate::counters::{has_perf_capability, permission_fix};
 use crate::energy::{Channel, Domain, DomainKind, Meter, Source, Wrap};
@@ -128,6 +128,31 @@ pub fn discover_pmu(root: &Sysroot, pmu: &str) -> Result<Vec<PmuEvent>, String> 
     Ok(out)
 }
 
+/// The die of the `pos`-th CPU of a cpumask when the mask holds several CPUs of its package
+/// (the PMU counts per die): its `die_id`, or, where the topology does not tell those CPUs'
+/// dies apart, its rank among them. `None` when the mask has one CPU of the package.
+fn die_in_mask(topo: &[Cpu], cpus: &[u32], places: &[u32], pos: usize) -> Option<u32> {
+    let package = places[pos];
+    let same: Vec<u32> = cpus
+        .iter()
+        .zip(places)
+        .filter(|(_, &p)| p == package)
+        .map(|(&c, _)| c)
+        .collect();
+    if same.len() < 2 {
+        return None;
+    }
+    let die_of = |cpu: u32| topo.iter().find(|c| c.cpu == cpu).map(|c| c.die);
+    let mut dies: Vec<Option<u32>> = same.iter().map(|&c| die_of(c)).collect();
+    dies.sort_unstable();
+    dies.dedup();
+    if dies.len() == same.len() && dies.iter().all(Option::is_some) {
+        die_of(cpus[pos])
+    } else {
+        same.iter().position(|&c| c == cpus[pos]).map(|i| i as u32)
+    }
+}
+
 /// Counters of the perf power PMU(s).
 #[derive(Debug)]
 pub struct PerfPmuSource {
@@ -141,7 +166,17 @@ impl PerfPmuSource {
     /// Discovers the power PMU's energy events and opens them on every CPU of its cpumask.
     /// The error starts with `perf power PMU:`; a PMU without energy events is an error here
     /// (the interface is unavailable), not a failure of ruperf.
+    ///
+    /// Under `--sysroot` the tree's PMU `type` names nothing real (perf events always count
+    /// this machine's hardware), so no event is opened: the interface is unavailable.
     pub fn open(root: &Sysroot) -> Result<Self, String> {
+        if !root.is_host() {
+            return Err(
+                "perf power PMU: not available under --sysroot (perf events would count \
+                 this machine's counters, not the tree's)"
+                    .into(),
+            );
+        }
         let events = discover_pmu(root, "power").map_err(|e| format!("perf power PMU: {e}"))?;
         if events.is_empty() {
             return Err(format!(
@@ -150,7 +185,20 @@ impl PerfPmuSource {
             ));
         }
         let core_events = discover_pmu(root, "power_core").unwrap_or_default();
-        let topo = topology(root);
+        Self::from_events(&topology(root), &events, &core_events)
+    }
+
+    /// Opens the given energy events (as [`discover_pmu`] returns them) on this machine, placed
+    /// on packages and dies by `topo`: one counter per CPU of each event's cpumask. Where the
+    /// cpumask holds several CPUs of one package (Intel counts RAPL per die), each becomes a
+    /// die domain (`rapl/pkg:0.die1`). AMD's `power_core` events are used when `power` has no
+    /// core event, summed per package.
+    pub fn from_events(
+        topo: &[Cpu],
+        events: &[PmuEvent],
+        core_events: &[PmuEvent],
+    ) -> Result<Self, String> {
+        let host = Sysroot::default();
         let mut src = PerfPmuSource {
             domains: Vec::new(),
             channels: Vec::new(),
@@ -158,28 +206,45 @@ impl PerfPmuSource {
             warnings: Vec::new(),
         };
         let has_cores = events.iter().any(|e| e.kind == DomainKind::Cores);
-        for ev in &events {
-            for (pos, &cpu) in ev.cpus.iter().enumerate() {
-                let package = package_of(&topo, cpu).unwrap_or(pos as u32);
-                src.open_event(root, ev, cpu, package)
+        for ev in events {
+            let places: Vec<u32> = ev
+                .cpus
+                .iter()
+                .enumerate()
+                .map(|(pos, &cpu)| package_of(topo, cpu).unwrap_or(pos as u32))
+                .collect();
+            for (pos, (&cpu, &package)) in ev.cpus.iter().zip(&places).enumerate() {
+                let die = die_in_mask(topo, &ev.cpus, &places, pos);
+                let domain = Domain::rapl_at(ev.kind, package, die);
+                src.open_event(&host, ev, cpu, domain)
                     .map_err(|e| format!("perf power PMU: {e}"))?;
             }
         }
         if !has_cores {
             for ev in core_events.iter().filter(|e| e.kind == DomainKind::Cores) {
+                // All cores or none: a sum over some cores would be silently low.
+                let mark = (src.domains.len(), src.channels.len(), src.fds.len());
                 for &cpu in &ev.cpus {
-                    let package = package_of(&topo, cpu).unwrap_or(0);
-                    if let Err(e) = src.open_event(root, ev, cpu, package) {
+                    let package = package_of(topo, cpu).unwrap_or(0);
+                    let domain = Domain::rapl(ev.kind, package);
+                    let name = domain.name.clone();
+                    if let Err(e) = src.open_event(&host, ev, cpu, domain) {
                         src.warnings
-                            .push(format!("perf power_core PMU: {e}; core energy left out"));
+                            .push(format!("{name}: left out: perf power_core PMU: {e}"));
+                        src.domains.truncate(mark.0);
+                        src.channels.truncate(mark.1);
+                        src.fds.truncate(mark.2);
                         break;
                     }
                 }
             }
         }
-        // Domains in (package, kind) order.
+        // Domains in (package, die, kind) order.
         let mut order: Vec<usize> = (0..src.domains.len()).collect();
-        order.sort_by_key(|&i| (src.domains[i].index, src.domains[i].kind));
+        order.sort_by_key(|&i| {
+            let d = &src.domains[i];
+            (d.index, d.die, d.kind)
+        });
         let mut remap = vec![0; order.len()];
         for (new, &old) in order.iter().enumerate() {
             remap[old] = new;
@@ -196,7 +261,7 @@ impl PerfPmuSource {
         root: &Sysroot,
         ev: &PmuEvent,
         cpu: u32,
-        package: u32,
+        domain: Domain,
     ) -> Result<(), String> {
         let mut attr = new_attr();
         attr.type_ = ev.pmu_type;
@@ -213,7 +278,6 @@ impl PerfPmuSource {
                 _ => format!("{}/{}/ on CPU {cpu}: {e}", ev.pmu, ev.name),
             }
         })?;
-        let domain = Domain::rapl(ev.kind, package);
         let di = match self.domains.iter().position(|d| *d == domain) {
             Some(i) => i,
             None => {
@@ -315,26 +379,70 @@ mod tests {
     #[test]
     fn empty_or_absent_pmu_is_unavailable() {
         let t = FakeTree::new("pmu-empty");
-        let e = PerfPmuSource::open(&t.sysroot()).unwrap_err();
-        assert!(e.starts_with("perf power PMU: absent"), "{e}");
+        assert!(discover_pmu(&t.sysroot(), "power")
+            .unwrap_err()
+            .starts_with("absent"));
         t.perf_pmu("power", 23, "0", &[]);
         assert_eq!(discover_pmu(&t.sysroot(), "power"), Ok(vec![]));
+    }
+
+    #[test]
+    fn never_opens_host_events_under_a_sysroot() {
+        let t = FakeTree::new("pmu-sysroot");
+        t.cpus(&[(0, 0, 0)]);
+        // The type of a real host PMU (msr), as a fake tree could carry by chance.
+        let ty = std::fs::read_to_string("/sys/bus/event_source/devices/msr/type")
+            .map_or(7, |s| s.trim().parse().unwrap_or(7));
+        t.perf_pmu(
+            "power",
+            ty,
+            "0",
+            &[("energy-pkg", "event=0x00", SCALE, "Joules")],
+        );
         let e = PerfPmuSource::open(&t.sysroot()).unwrap_err();
-        assert!(e.starts_with("perf power PMU: no energy events"), "{e}");
+        assert_eq!(
+            e,
+            "perf power PMU: not available under --sysroot (perf events would count this \
+             machine's counters, not the tree's)"
+        );
+    }
+
+    #[test]
+    fn cpumask_dies() {
+        let cpu = |cpu, package, die| Cpu {
+            cpu,
+            package,
+            die,
+            core: 0,
+        };
+        let topo = [cpu(0, 0, 0), cpu(4, 0, 1), cpu(8, 1, 0)];
+        let cpus = [0, 4, 8];
+        let places = [0, 0, 1];
+        let got: Vec<Option<u32>> = (0..3)
+            .map(|i| die_in_mask(&topo, &cpus, &places, i))
+            .collect();
+        assert_eq!(got, [Some(0), Some(1), None]);
+        // A topology without die_id (all 0): the rank within the package.
+        let flat = [cpu(0, 0, 0), cpu(4, 0, 0)];
+        let got: Vec<Option<u32>> = (0..2)
+            .map(|i| die_in_mask(&flat, &[0, 4], &[0, 0], i))
+            .collect();
+        assert_eq!(got, [Some(0), Some(1)]);
     }
 
     #[test]
     fn fake_type_fails_cleanly_at_open() {
-        let t = FakeTree::new("pmu-open");
-        t.cpus(&[(0, 0, 0)]);
         // A PMU type no kernel has: perf_event_open refuses; the reason names the event.
-        t.perf_pmu(
-            "power",
-            0x7FFF_FF00,
-            "0",
-            &[("energy-pkg", "event=0x02", SCALE, "Joules")],
-        );
-        let e = PerfPmuSource::open(&t.sysroot()).unwrap_err();
+        let ev = PmuEvent {
+            pmu: "power".into(),
+            name: "energy-pkg".into(),
+            kind: DomainKind::Package,
+            pmu_type: 0x7FFF_FF00,
+            config: 2,
+            scale: 2f64.powi(-32),
+            cpus: vec![0],
+        };
+        let e = PerfPmuSource::from_events(&[], &[ev], &[]).unwrap_err();
         assert!(
             e.starts_with("perf power PMU: power/energy-pkg/ on CPU 0: "),
             "{e}"

@@ -20,7 +20,11 @@ pub struct PowercapSource {
     domains: Vec<Domain>,
     channels: Vec<Channel>,
     files: Vec<File>,
+    paths: Vec<std::path::PathBuf>,
+    errors: Vec<Option<String>>,
     warnings: Vec<String>,
+    /// The CPU is AMD's or Hygon's: the kernel's `core` zone reads one core's counter.
+    amd: bool,
 }
 
 /// A zone directory name split into its tree and numbers: `intel-rapl:0:1` → ("intel-rapl", [0, 1]).
@@ -35,15 +39,16 @@ fn split_zone(dir: &str) -> Option<(&str, Vec<u32>)> {
 }
 
 /// The kind and package of a top-level zone name: `package-1` → Package 1, `psys` → Psys.
-/// Multi-die parts name zones `package-P-die-D`; the die is returned too.
-fn parse_top_name(name: &str) -> Option<(DomainKind, u32, u32)> {
+/// Multi-die parts name zones `package-P-die-D`; the die is returned too, and the zone is
+/// that die of package P (never package D, nor a package of its own).
+fn parse_top_name(name: &str) -> Option<(DomainKind, u32, Option<u32>)> {
     if name == "psys" {
-        return Some((DomainKind::Psys, 0, 0));
+        return Some((DomainKind::Psys, 0, None));
     }
     let rest = name.strip_prefix("package-")?;
     match rest.split_once("-die-") {
-        Some((p, d)) => Some((DomainKind::Package, p.parse().ok()?, d.parse().ok()?)),
-        None => Some((DomainKind::Package, rest.parse().ok()?, 0)),
+        Some((p, d)) => Some((DomainKind::Package, p.parse().ok()?, Some(d.parse().ok()?))),
+        None => Some((DomainKind::Package, rest.parse().ok()?, None)),
     }
 }
 
@@ -82,7 +87,7 @@ struct Zone {
     tree_rank: u8,
     kind: DomainKind,
     package: u32,
-    die: u32,
+    die: Option<u32>,
     dir: String,
 }
 
@@ -156,11 +161,6 @@ impl PowercapSource {
                 class.display()
             ));
         }
-        // Multi-die parts: number packages by (package, die) order instead.
-        let multi_die = zones.iter().any(|z| z.die != 0);
-        let mut dies: Vec<(u32, u32)> = zones.iter().map(|z| (z.package, z.die)).collect();
-        dies.sort_unstable();
-        dies.dedup();
         // intel-rapl before intel-rapl-mmio, so the MSR-backed tree wins duplicates.
         zones.sort_by_key(|z| (z.tree_rank, z.package, z.die, z.kind));
 
@@ -168,18 +168,16 @@ impl PowercapSource {
             domains: Vec::new(),
             channels: Vec::new(),
             files: Vec::new(),
+            paths: Vec::new(),
+            errors: Vec::new(),
             warnings: Vec::new(),
+            amd: is_amd(root),
         };
         let mut first_error = None;
+        // Packages with a die that cannot be read: their other dies are left out too.
+        let mut broken = Vec::new();
         for z in zones {
-            let index = if multi_die {
-                dies.iter()
-                    .position(|d| *d == (z.package, z.die))
-                    .unwrap_or(0) as u32
-            } else {
-                z.package
-            };
-            let domain = Domain::rapl(z.kind, index);
+            let domain = Domain::rapl_at(z.kind, z.package, z.die);
             if src.domains.contains(&domain) {
                 continue;
             }
@@ -194,14 +192,21 @@ impl PowercapSource {
                     });
                     src.domains.push(domain);
                     src.files.push(file);
+                    src.paths
+                        .push(root.path(format!("{CLASS}/{}/energy_uj", z.dir)));
+                    src.errors.push(None);
                 }
                 Err(why) => {
                     src.warnings
                         .push(format!("powercap: {domain} left out: {why}"));
+                    if domain.die.is_some() {
+                        broken.push(domain.package_domain());
+                    }
                     first_error.get_or_insert(why);
                 }
             }
         }
+        src.drop_dies_of(&broken);
         if src.domains.is_empty() {
             return Err(format!(
                 "powercap: {}",
@@ -210,6 +215,53 @@ impl PowercapSource {
         }
         Ok(src)
     }
+}
+
+impl PowercapSource {
+    /// Leaves out every die domain of the packages in `broken` (a package is all of its dies
+    /// or none: the sum of some dies would be silently low), saying so per domain.
+    fn drop_dies_of(&mut self, broken: &[Domain]) {
+        let mut keep = Vec::new();
+        for (i, d) in self.domains.iter().enumerate() {
+            let gone = d.die.is_some() && broken.contains(&d.package_domain());
+            if gone {
+                self.warnings.push(format!(
+                    "powercap: {d} left out: another die of {} cannot be read",
+                    d.package_domain()
+                ));
+            } else {
+                keep.push(i);
+            }
+        }
+        keep_only(&mut self.domains, &keep);
+        keep_only(&mut self.files, &keep);
+        keep_only(&mut self.paths, &keep);
+        keep_only(&mut self.errors, &keep);
+        keep_only(&mut self.channels, &keep);
+        for (i, ch) in self.channels.iter_mut().enumerate() {
+            ch.domain = i;
+        }
+    }
+}
+
+/// Keeps the elements of `v` at the positions in `keep`.
+fn keep_only<T>(v: &mut Vec<T>, keep: &[usize]) {
+    let old = std::mem::take(v);
+    *v = old
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, x)| x)
+        .collect();
+}
+
+/// True when /proc/cpuinfo under `root` names an AMD or Hygon CPU.
+fn is_amd(root: &Sysroot) -> bool {
+    std::fs::read_to_string(root.path("/proc/cpuinfo"))
+        .ok()
+        .and_then(|s| super::msr::CpuId::parse(&s))
+        .and_then(|id| id.rapl_vendor())
+        == Some(super::models::Vendor::Amd)
 }
 
 fn open_zone(root: &Sysroot, dir: &str) -> Result<(File, u64), String> {
@@ -242,13 +294,32 @@ impl Source for PowercapSource {
     }
 
     fn read(&mut self, out: &mut [Option<u64>]) {
-        for (slot, f) in out.iter_mut().zip(&self.files) {
-            *slot = pread_u64(f).ok();
+        for (i, (slot, f)) in out.iter_mut().zip(&self.files).enumerate() {
+            *slot = match pread_u64(f) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.errors[i] = Some(energy_error(&self.paths[i], &e));
+                    None
+                }
+            };
         }
     }
 
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
+    }
+
+    fn failure(&self, channel: usize) -> Option<String> {
+        self.errors.get(channel).cloned().flatten()
+    }
+
+    fn domain_notes(&self, domain: usize) -> Vec<String> {
+        match self.domains.get(domain) {
+            Some(d) if self.amd && d.kind == DomainKind::Cores => vec![format!(
+                "{d}: on AMD, powercap's core zone reads only the lead CPU's core counter (the kernel reads one core), not the sum of every core; --rapl-source msr sums every core"
+            )],
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -286,13 +357,14 @@ mod tests {
         assert_eq!(split_zone("dtpm:0"), None);
         assert_eq!(
             parse_top_name("package-1"),
-            Some((DomainKind::Package, 1, 0))
+            Some((DomainKind::Package, 1, None))
         );
         assert_eq!(
             parse_top_name("package-0-die-1"),
-            Some((DomainKind::Package, 0, 1))
+            Some((DomainKind::Package, 0, Some(1)))
         );
-        assert_eq!(parse_top_name("psys"), Some((DomainKind::Psys, 0, 0)));
+        assert_eq!(parse_top_name("package-0-die-x"), None);
+        assert_eq!(parse_top_name("psys"), Some((DomainKind::Psys, 0, None)));
         assert_eq!(parse_top_name("core"), None);
     }
 
@@ -321,6 +393,71 @@ mod tests {
                 joules_per_unit: 1e-6
             }
         );
+    }
+
+    #[test]
+    fn die_zones_belong_to_their_package() {
+        let t = FakeTree::new("pc-dies");
+        // Two packages of two dies: intel-rapl:N numbers dies, not packages.
+        t.powercap_zone("intel-rapl:0", "package-0-die-0", 0, MAX);
+        t.powercap_zone("intel-rapl:0:0", "dram", 0, MAX);
+        t.powercap_zone("intel-rapl:1", "package-0-die-1", 0, MAX);
+        t.powercap_zone("intel-rapl:2", "package-1-die-0", 0, MAX);
+        t.powercap_zone("intel-rapl:3", "package-1-die-1", 0, MAX);
+        let s = PowercapSource::open(&t.sysroot()).unwrap();
+        let names: Vec<&str> = s.domains().iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "rapl/pkg:0.die0",
+                "rapl/dram:0.die0",
+                "rapl/pkg:0.die1",
+                "rapl/pkg:1.die0",
+                "rapl/pkg:1.die1"
+            ]
+        );
+        assert_eq!(s.domains()[2], Domain::rapl_die(DomainKind::Package, 0, 1));
+        // A die that cannot be read takes its package's other dies out with it.
+        std::fs::remove_file(t.energy_path("intel-rapl:3")).unwrap();
+        let s = PowercapSource::open(&t.sysroot()).unwrap();
+        let names: Vec<&str> = s.domains().iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["rapl/pkg:0.die0", "rapl/dram:0.die0", "rapl/pkg:0.die1"]
+        );
+        let w = s.warnings();
+        assert!(
+            w[0].starts_with("powercap: rapl/pkg:1.die1 left out: "),
+            "{w:?}"
+        );
+        assert_eq!(
+            w[1],
+            "powercap: rapl/pkg:1.die0 left out: another die of rapl/pkg:1 cannot be read"
+        );
+        assert_eq!(s.channels().len(), 3);
+        assert!(s.channels().iter().enumerate().all(|(i, c)| c.domain == i));
+    }
+
+    #[test]
+    fn amd_cores_zone_says_it_is_one_core() {
+        let t = FakeTree::new("pc-amd");
+        t.cpuinfo("AuthenticAMD", 0x19, 0x01);
+        t.powercap_zone("intel-rapl:0", "package-0", 0, MAX);
+        t.powercap_zone("intel-rapl:0:0", "core", 0, MAX);
+        let s = PowercapSource::open(&t.sysroot()).unwrap();
+        assert!(s.domain_notes(0).is_empty());
+        let n = s.domain_notes(1);
+        assert_eq!(n.len(), 1);
+        assert!(
+            n[0].starts_with(
+                "rapl/cores:0: on AMD, powercap's core zone reads only the lead CPU's core"
+            ),
+            "{n:?}"
+        );
+        // Intel's core zone is the whole PP0 domain: nothing to say.
+        t.cpuinfo("GenuineIntel", 6, 0x8C);
+        let s = PowercapSource::open(&t.sysroot()).unwrap();
+        assert!(s.domain_notes(1).is_empty());
     }
 
     #[test]

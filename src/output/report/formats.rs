@@ -47,9 +47,17 @@ pub fn folded_lines(r: &Resolved, cfg: &Config) -> Vec<String> {
                 line.push_str("_[k]");
             }
         }
-        *acc.entry(line).or_default() += st.samples;
+        // With --energy a stack weighs its attributed microjoules instead of its samples.
+        *acc.entry(line).or_default() += if cfg.energy {
+            st.period / 1000
+        } else {
+            st.samples
+        };
     }
-    acc.into_iter().map(|(k, v)| format!("{k} {v}")).collect()
+    acc.into_iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect()
 }
 
 /// Writes a flame graph SVG of the folded stacks to `path`.
@@ -88,6 +96,7 @@ pub fn script(cfg: &Config, out: &mut dyn Write) -> Result<Vec<String>> {
         .collect();
     let mut symz = Symbolizer::new(cfg.sysroot.clone(), build_ids);
     let mut agg = Aggregator::new(meta.events.len());
+    crate::app::report::unwind::prepare(&mut rec, &mut agg, cfg, &meta);
     let mut lines: Vec<Option<String>> = Vec::new();
     let mut frames = Vec::new();
     let mut buf = String::new();

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::app::report::callgraph::print_graph;
+use crate::app::report::energy::NJ_PER_J;
 use crate::app::report::{Entry, GraphMode, Report, Section, SortKey};
 
 /// perf's short sample counts: 5038 → "5K".
@@ -103,10 +104,40 @@ pub fn render(r: &Report) -> String {
         );
     }
     let _ = write!(out, "#\n# Total Lost Samples: {}\n#\n", r.lost_samples);
+    if let Some(e) = &r.energy {
+        energy_header(e, &mut out);
+    }
     for s in &r.sections {
         section(r, s, &mut out);
     }
     out
+}
+
+/// `--energy`: what was measured, how much the samples carry, and that it is an estimate.
+fn energy_header(e: &crate::app::report::energy::EnergySummary, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# Energy (estimate): {:.3} J of {:.3} J measured ({}) attributed to samples; \
+         {:.3} J fell in intervals without samples",
+        e.attributed_joules,
+        e.measured_joules,
+        e.domains.join(", "),
+        e.unattributed_joules
+    );
+    let _ = writeln!(
+        out,
+        "# Each {:.0} ms interval's package energy is split evenly among the samples taken on \
+         that package in it (GPU energy among all of its samples)",
+        e.interval_ms
+    );
+    if e.failed_readings > 0 {
+        let _ = writeln!(
+            out,
+            "# {} domain readings failed: their energy is unknown and not counted",
+            e.failed_readings
+        );
+    }
+    out.push_str("#\n");
 }
 
 fn section(r: &Report, s: &Section, out: &mut String) {
@@ -124,6 +155,17 @@ fn section(r: &Report, s: &Section, out: &mut String) {
         heads.push(("Self".into(), 8, true));
     } else {
         heads.push(("Overhead".into(), 8, true));
+    }
+    let energy = r.energy.is_some();
+    if energy {
+        if r.children {
+            heads.push(("Children J".into(), 10, true));
+        }
+        heads.push((
+            if r.children { "Self J" } else { "Joules" }.into(),
+            10,
+            true,
+        ));
     }
     if r.show_samples {
         heads.push(("Samples".into(), 12, true));
@@ -165,6 +207,13 @@ fn section(r: &Report, s: &Section, out: &mut String) {
             cells.push(format!("{c:.2}%"));
         }
         cells.push(format!("{:.2}%", e.self_pct));
+        if energy {
+            let joules = |nj: u64| format!("{:.4}", nj as f64 / NJ_PER_J);
+            if let Some(c) = e.children_period {
+                cells.push(joules(c));
+            }
+            cells.push(joules(e.self_period));
+        }
         if r.show_samples {
             cells.push(e.samples.to_string());
         }

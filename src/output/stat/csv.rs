@@ -77,6 +77,17 @@ impl Csv {
         if let Some(t) = prefix {
             f.field(format_args!("{t:.9}"))?;
         }
+        if !e.counted {
+            // perf's shape for a count that failed: no run time, no metric.
+            f.field(format_args!("<not counted>"))?;
+            f.field(format_args!("Joules"))?;
+            f.field(format_args!("{}", e.name))?;
+            f.field(format_args!("0"))?;
+            f.field(format_args!("0.00"))?;
+            f.field(format_args!(""))?;
+            f.field(format_args!(""))?;
+            return f.end();
+        }
         f.field(format_args!("{:.2}", e.joules))?;
         f.field(format_args!("Joules"))?;
         f.field(format_args!("{}", e.name))?;

@@ -59,6 +59,18 @@ pub fn energy_object(interval: Option<f64>, e: &EnergyLine) -> Value {
     if let Some(t) = interval {
         o.insert("interval".into(), json!(t));
     }
+    if !e.counted {
+        o.insert("counter-value".into(), json!("<not counted>"));
+        o.insert("unit".into(), json!("Joules"));
+        o.insert("event".into(), json!(e.name));
+        o.insert("event-runtime".into(), json!(0));
+        o.insert("pcnt-running".into(), json!(0.0));
+        o.insert("metric-value".into(), json!(0.0));
+        o.insert("metric-unit".into(), json!(""));
+        o.insert("energy-source".into(), json!(e.source));
+        o.insert("estimate".into(), json!(e.estimate));
+        return Value::Object(o);
+    }
     o.insert("counter-value".into(), json!(format!("{:.6}", e.joules)));
     o.insert("unit".into(), json!("Joules"));
     o.insert("event".into(), json!(e.name));
@@ -74,6 +86,9 @@ pub fn energy_object(interval: Option<f64>, e: &EnergyLine) -> Value {
     o.insert("metric-unit".into(), json!("W"));
     o.insert("energy-source".into(), json!(e.source));
     o.insert("estimate".into(), json!(e.estimate));
+    if e.partial {
+        o.insert("partial".into(), json!(true));
+    }
     Value::Object(o)
 }
 
@@ -104,11 +119,15 @@ impl StatExporter for Json {
         }
         let m = means(res);
         let ctx = Context::new(&m.rows, m.elapsed.mean);
-        for (row, &noise) in m.rows.iter().zip(&m.noise) {
-            writeln!(out, "{}", object(None, row, &ctx, noise))?;
+        for (i, (row, &noise)) in m.rows.iter().zip(&m.noise).enumerate() {
+            let mut o = object(None, row, &ctx, noise);
+            super::baseline::add_counter_runs(&mut o, res, i);
+            writeln!(out, "{o}")?;
         }
-        for e in energy_means(res) {
-            writeln!(out, "{}", energy_object(None, &e))?;
+        for (i, e) in energy_means(res).iter().enumerate() {
+            let mut o = energy_object(None, e);
+            super::baseline::add_energy_runs(&mut o, res, i);
+            writeln!(out, "{o}")?;
         }
         emit_notes(out)
     }

@@ -49,6 +49,10 @@ fn finish_line(mut s: String, metric: String, noise: Option<f64>, running_pct: f
 
 /// Formats one energy line: joules, with the average power as the metric.
 fn energy_line(e: &EnergyLine, uw: usize) -> String {
+    if !e.counted {
+        let s = format!("{:>18} {:<uw$} {}", "<not counted>", "Joules", e.name);
+        return s.trim_end().to_string();
+    }
     let s = format!("{:>18.2} {:<uw$} {:<32} ", e.joules, "Joules", e.name);
     finish_line(
         s,
@@ -291,6 +295,8 @@ mod tests {
             name: name.into(),
             kind: DomainKind::Package,
             index: 0,
+            die: None,
+            counted: !j.is_nan(),
             joules: j,
             seconds: 2.0,
             watts: j / 2.0,
@@ -306,7 +312,7 @@ mod tests {
                 times: None,
                 exit: None,
                 energy: Some(EnergyReport {
-                    rows: vec![e("rapl/pkg:0", 30.5)],
+                    rows: vec![e("rapl/pkg:0", 30.5), e("rapl/pkg:1", f64::NAN)],
                     totals: vec![],
                     warnings: vec!["window under 1 s".into()],
                     poll: None,
@@ -334,6 +340,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("warning: window under 1 s"), "{text}");
+        // A failed reading is not a measured zero.
+        let lost = text.lines().find(|l| l.contains("rapl/pkg:1")).unwrap();
+        assert_eq!(lost, "     <not counted> Joules rapl/pkg:1", "{text}");
     }
 
     #[test]

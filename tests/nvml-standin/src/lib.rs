@@ -10,9 +10,14 @@
 //! # comment
 //! init 9                    optional: nvmlInit_v2 returns this code (9 = driver not loaded)
 //! gpu <name> <energy> <power>
+//! lost <index>              optional: GPU <index> fell off the bus: every query about it
+//!                           (name, energy, power) returns NVML_ERROR_GPU_IS_LOST (15)
 //! ```
 //!
 //! one `gpu` line per device, `<energy>` in mJ and `<power>` in mW, `-` for NOT_SUPPORTED.
+//! Rewriting the file while ruperf runs changes what the next call answers: a test makes a
+//! GPU get lost mid-run by adding a `lost` line, or a driver reload by lowering `<energy>`.
+//! docs/energy-seams.md describes this layout with the other fake-tree seams.
 
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr};
 
@@ -21,12 +26,14 @@ const SUCCESS: Ret = 0;
 const INVALID_ARGUMENT: Ret = 2;
 const NOT_SUPPORTED: Ret = 3;
 const INSUFFICIENT_SIZE: Ret = 7;
+const GPU_IS_LOST: Ret = 15;
 const UNKNOWN: Ret = 999;
 
 struct Gpu {
     name: String,
     energy_mj: Option<u64>,
     power_mw: Option<u32>,
+    lost: bool,
 }
 
 struct State {
@@ -72,6 +79,7 @@ fn load() -> Result<State, Ret> {
         init: SUCCESS,
         gpus: Vec::new(),
     };
+    let mut lost = Vec::new();
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -82,8 +90,15 @@ fn load() -> Result<State, Ret> {
                 name: name.to_string(),
                 energy_mj: energy.parse().ok(),
                 power_mw: power.parse().ok(),
+                lost: false,
             }),
+            ["lost", index] => lost.push(index.parse::<usize>().map_err(|_| UNKNOWN)?),
             _ => return Err(UNKNOWN),
+        }
+    }
+    for i in lost {
+        if let Some(g) = state.gpus.get_mut(i) {
+            g.lost = true;
         }
     }
     Ok(state)
@@ -96,6 +111,7 @@ fn with_gpu(device: *mut c_void, f: impl FnOnce(&Gpu) -> Ret) -> Ret {
     };
     let index = (device as usize).wrapping_sub(1);
     match state.gpus.get(index) {
+        Some(gpu) if gpu.lost => GPU_IS_LOST,
         Some(gpu) => f(gpu),
         None => INVALID_ARGUMENT,
     }
@@ -239,6 +255,7 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
         NOT_SUPPORTED => c"Not Supported",
         INSUFFICIENT_SIZE => c"Insufficient Size",
         9 => c"Driver Not Loaded",
+        GPU_IS_LOST => c"GPU is lost",
         _ => c"Unknown Error",
     };
     s.as_ptr()
