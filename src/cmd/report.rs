@@ -41,6 +41,9 @@ pub struct ReportArgs {
         default_value = "perf.data"
     )]
     pub input: PathBuf,
+    /// Read a recording that neither you nor root owns (as perf's -f)
+    #[arg(short = 'f', long)]
+    pub force: bool,
     /// Text output (the only interactive-free mode; accepted for perf compatibility)
     #[arg(long)]
     pub stdio: bool,
@@ -310,6 +313,9 @@ fn pprof_to(r: &report::Resolved, cfg: &Config, out: Option<&std::path::Path>) -
 /// Runs `ruperf report`.
 pub fn run(args: ReportArgs, g: &Globals) -> Result<i32> {
     let cfg = args.config(g)?;
+    if !args.force {
+        crate::perfdata::reader::check_owner(&cfg.input)?;
+    }
     if cfg.format == Format::Script {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -656,6 +656,26 @@ impl Seek for View {
     }
 }
 
+/// Refuses, as perf does, a recording owned by someone other than this user or root: such a
+/// file can name any path for report to open and parse (with root's rights, when root runs
+/// it). `-f` skips the check. A file that cannot be examined passes here and fails at open.
+pub fn check_owner(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() == 0 || meta.uid() == me {
+        return Ok(());
+    }
+    Err(Error::Permission(format!(
+        "{} is owned by uid {}, neither you nor root: a recording names the files report opens, \
+         so check where it came from, then pass -f (--force) to read it anyway",
+        path.display(),
+        meta.uid()
+    )))
+}
+
 /// Opens the recording `path` names: a regular file only (a FIFO, device or directory is
 /// refused without blocking), with an error that says what the path is instead.
 fn open_input(path: &Path) -> Result<File> {

@@ -342,6 +342,7 @@ fn recordings_are_private_and_outputs_never_follow_a_planted_link() {
         ],
         vec![
             "report".to_string(),
+            "-f".into(),
             "-i".into(),
             data.display().to_string(),
             "--flamegraph".into(),
@@ -359,6 +360,21 @@ fn recordings_are_private_and_outputs_never_follow_a_planted_link() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("task-clock"));
+    // Root reading the user's recording: refused as perf refuses it, unless -f.
+    let out = Command::new(ruperf_path())
+        .arg("report")
+        .arg("-i")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out));
+    assert!(text(&out).contains("pass -f (--force)"), "{}", text(&out));
+    let out = Command::new(ruperf_path())
+        .args(["report", "-f", "-i"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Root's own recording: the user may not read it, and is told why (77).
     let root_data = root.0.join("root.data");
     let out = Command::new(ruperf_path())
@@ -499,6 +515,8 @@ fn closed_or_full_standard_streams_never_abort() {
     let o = out_file.to_str().unwrap();
     let svg = dir.join("fg.svg");
     let s = svg.to_str().unwrap();
+    let pprof = dir.join("profile.pb.gz");
+    let pb = pprof.to_str().unwrap();
     // (arguments, code with closed streams, code with /dev/full). Writing the counts or the
     // report to a full stdout or stderr is an I/O error (74); a closed stream discards output.
     let cases: &[(&[&str], i32, i32)] = &[
@@ -517,6 +535,8 @@ fn closed_or_full_standard_streams_never_abort() {
         (&["report", "-i", d, "--json"], 0, 74),
         (&["report", "-i", d, "--script"], 0, 74),
         (&["report", "-i", d, "--flamegraph", s], 0, 0),
+        (&["report", "-i", d, "--format", "pprof", "-o", pb], 0, 0),
+        (&["report", "-i", d, "--format", "pprof", "-o", "-"], 0, 74),
         (&["report", "-i", "/nonexistent/perf.data"], 66, 66),
         (&["completions", "bash"], 0, 74),
     ];
