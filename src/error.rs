@@ -58,7 +58,7 @@ pub enum Error {
     #[error("{0}")]
     Permission(String),
     /// The target process does not exist.
-    #[error("no such process: {0} (check the pid with `ps -p {0}`)")]
+    #[error("{}", describe_missing_process(*.0))]
     NoSuchProcess(i32),
     /// The command to run was not found.
     #[error("{0}: command not found")]
@@ -135,6 +135,25 @@ impl Error {
             what: what.into(),
             source,
         }
+    }
+}
+
+/// Why `pid` cannot be profiled: it does not exist, or it is a zombie (it has exited and only
+/// waits for its parent to collect its status; `ps` still lists it).
+fn describe_missing_process(pid: i32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name, which is in parentheses and may contain anything.
+    let mut after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace());
+    let state = after.as_mut().and_then(|f| f.next());
+    let parent = after.as_mut().and_then(|f| f.next());
+    match (state, parent) {
+        (Some("Z"), Some(ppid)) => format!(
+            "process {pid} has exited: it is a zombie waiting for its parent (pid {ppid}) to \
+             reap it, so there is nothing left to profile (profile a running process instead)"
+        ),
+        _ => format!("no such process: {pid} (check the pid with `ps -p {pid}`)"),
     }
 }
 

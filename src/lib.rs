@@ -13,6 +13,8 @@ pub mod cmd;
 pub mod counters;
 pub mod energy;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 #[allow(unsafe_code)]
 pub mod os;
 pub mod output;

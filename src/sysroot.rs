@@ -70,24 +70,53 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// Creates (or truncates) an output file for writing without following a symbolic link at
-/// `path` (O_NOFOLLOW: a link planted where the output goes is refused, not written through).
-/// A new file gets `mode` less the umask; an existing file keeps its owner and mode, as with
-/// perf. A link is refused with `InvalidInput` and a message that says so.
-pub fn create_output(path: &Path, mode: u32) -> io::Result<File> {
-    let opened = std::fs::OpenOptions::new()
+/// Creates (or truncates, or with `append` extends) an output file for writing. A new file
+/// gets `mode` less the umask; an existing file keeps its owner and mode, as with perf.
+///
+/// A symbolic link at `path` is followed only when root or this user owns it (`/dev/stdout`,
+/// a link of one's own): a link another user planted where the output goes, the classic
+/// attack on a root `-o /tmp/...`, is refused with `InvalidInput`. Without a link the open
+/// uses O_NOFOLLOW, so a link that appears after the check is refused too.
+pub fn create_output(path: &Path, mode: u32, append: bool) -> io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let link = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Some(m.uid()),
+        _ => None,
+    };
+    let mut flags = libc::O_NOCTTY | libc::O_CLOEXEC;
+    match link {
+        Some(owner) if owner != 0 && owner != nix::unistd::geteuid().as_raw() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "it is a symbolic link owned by another user (uid {owner}), which ruperf \
+                     does not write through"
+                ),
+            ));
+        }
+        Some(_) => {}
+        None => flags |= libc::O_NOFOLLOW,
+    }
+    std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .append(append)
+        .truncate(!append)
         .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(path);
-    match opened {
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(io::Error::new(
+        .custom_flags(flags)
+        .open(path)
+        .map_err(explain_link_refusal)
+}
+
+/// Turns the ELOOP of an O_NOFOLLOW open of a symbolic link into an error that says so.
+pub fn explain_link_refusal(e: io::Error) -> io::Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        io::Error::new(
             io::ErrorKind::InvalidInput,
-            "it is a symbolic link, which ruperf does not write through",
-        )),
-        other => other,
+            "it became a symbolic link while ruperf opened it, which ruperf does not write through",
+        )
+    } else {
+        e
     }
 }
 
@@ -138,17 +167,24 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).unwrap();
         let out = dir.join("perf.data");
-        drop(create_output(&out, 0o600).unwrap());
+        drop(create_output(&out, 0o600, false).unwrap());
         let mode = std::fs::metadata(&out).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let victim = dir.join("victim");
         std::fs::write(&victim, b"keep").unwrap();
-        let link = dir.join("link");
+        // A link of one's own (or root's, like /dev/stdout) is followed, as perf does.
+        let own = dir.join("own-link");
+        std::os::unix::fs::symlink(&out, &own).unwrap();
+        assert!(create_output(&own, 0o600, true).is_ok());
+        assert!(create_output(Path::new("/dev/stdout"), 0o600, true).is_ok());
+        assert!(create_output(Path::new("/dev/null"), 0o600, false).is_ok());
+        // A link another user planted is refused, and its target is untouched.
+        let link = dir.join("planted");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
-        let err = create_output(&link, 0o600).expect_err("a link");
-        assert!(err.to_string().contains("symbolic link"), "{err}");
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+        let err = create_output(&link, 0o600, false).expect_err("a planted link");
+        assert!(err.to_string().contains("owned by another user"), "{err}");
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
-        assert!(create_output(Path::new("/dev/null"), 0o600).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -67,6 +67,14 @@ impl Globals {
     /// capabilities, setuid), `--nvml-lib` and `--sysroot` must name paths only root can
     /// change; they are then used as resolved, so a symlink swapped later changes nothing.
     pub fn resolve(a: &GlobalArgs) -> Result<Self> {
+        if crate::os::privilege::setuid_or_setgid() {
+            return Err(crate::error::Error::Permission(
+                "ruperf is installed setuid or setgid, which would run the profiled command with \
+                 those ids; remove the bit (`sudo chmod ug-s`) and grant CAP_PERFMON to a \
+                 group-restricted copy instead (see Permissions in ruperf's README)"
+                    .into(),
+            ));
+        }
         Self::resolve_with(a, crate::os::privilege::elevated())
     }
 

@@ -44,7 +44,8 @@ pub struct RecordArgs {
     /// Record call chains (frame pointers)
     #[arg(short = 'g')]
     pub callchain: bool,
-    /// Record call chains with this method (only `fp`, frame pointers)
+    /// Record call chains with this method: `fp` (frame pointers) or `dwarf[,SIZE]` (user
+    /// registers and SIZE bytes of user stack, default 8192, unwound by report)
     #[arg(long = "call-graph", value_name = "MODE")]
     pub call_graph: Option<String>,
     /// Record these processes (comma-separated pids), including threads they start later
@@ -99,13 +100,10 @@ pub struct RecordArgs {
 impl RecordArgs {
     fn into_config(self, root: &Sysroot) -> Result<RecordConfig> {
         reject_unknown_option("record", &self.command)?;
-        if let Some(mode) = &self.call_graph {
-            if mode != "fp" {
-                return Err(Error::Usage(format!(
-                    "--call-graph {mode}: only `fp` (frame pointers) is supported; build the program with -fno-omit-frame-pointer"
-                )));
-            }
-        }
+        let dwarf_stack = match &self.call_graph {
+            Some(mode) => parse_call_graph(mode)?,
+            None => None,
+        };
         let target = if let Some(p) = &self.pid {
             Target::Pids(parse_ids("-p", p)?)
         } else if let Some(t) = &self.tid {
@@ -160,6 +158,7 @@ impl RecordArgs {
             default_event,
             period,
             callchain: self.callchain || self.call_graph.is_some(),
+            dwarf_stack,
             target,
             command: self.command,
             mmap_pages: self.mmap_pages,
@@ -168,6 +167,37 @@ impl RecordArgs {
             energy,
             nvml_lib: None,
         })
+    }
+}
+
+/// perf's largest stack dump: `round_down(USHRT_MAX, 8)`.
+const MAX_STACK_DUMP: u64 = 65528;
+
+/// Parses `--call-graph MODE`: `fp` gives None, `dwarf[,SIZE]` the stack dump size. As perf,
+/// SIZE (decimal, or hex with 0x) is rounded up to a multiple of 8 and must be 8..=65528.
+fn parse_call_graph(mode: &str) -> Result<Option<u32>> {
+    let (method, size) = match mode.split_once(',') {
+        Some((m, s)) => (m, Some(s)),
+        None => (mode, None),
+    };
+    match (method, size) {
+        ("fp", None) => Ok(None),
+        ("dwarf", None) => Ok(Some(8192)),
+        ("dwarf", Some(s)) => {
+            let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                None => s.parse::<u64>().ok(),
+            };
+            match parsed.map(|n| n.div_ceil(8) * 8) {
+                Some(n) if n > 0 && n <= MAX_STACK_DUMP => Ok(Some(n as u32)),
+                _ => Err(Error::Usage(format!(
+                    "--call-graph {mode}: incorrect stack dump size {s} (give 8 to {MAX_STACK_DUMP} bytes, e.g. dwarf,16384)"
+                ))),
+            }
+        }
+        _ => Err(Error::Usage(format!(
+            "--call-graph {mode}: expected `fp` or `dwarf[,SIZE]` (lbr is not supported)"
+        ))),
     }
 }
 
@@ -287,5 +317,30 @@ mod tests {
         ));
         assert!(parse_energy_name("rapl/pkg:0").is_ok());
         assert!(matches!(parse_energy_name("cycles"), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn call_graph_modes_as_perf_parses_them() {
+        assert_eq!(parse_call_graph("fp").unwrap(), None);
+        assert_eq!(parse_call_graph("dwarf").unwrap(), Some(8192));
+        assert_eq!(parse_call_graph("dwarf,16384").unwrap(), Some(16384));
+        // perf rounds up to a multiple of 8.
+        assert_eq!(parse_call_graph("dwarf,100").unwrap(), Some(104));
+        assert_eq!(parse_call_graph("dwarf,0x2000").unwrap(), Some(8192));
+        assert_eq!(parse_call_graph("dwarf,65528").unwrap(), Some(65528));
+        for bad in [
+            "dwarf,0",
+            "dwarf,65529",
+            "dwarf,abc",
+            "dwarf,",
+            "lbr",
+            "fp,8",
+            "x",
+        ] {
+            assert!(
+                matches!(parse_call_graph(bad), Err(Error::Usage(_))),
+                "{bad} accepted"
+            );
+        }
     }
 }

@@ -63,6 +63,10 @@ pub struct ReportArgs {
         require_equals = false
     )]
     pub call_graph: Option<String>,
+    /// Use at most this many frames of each call chain (kernel part and unwound user part
+    /// each, as perf)
+    #[arg(long, value_name = "N", default_value_t = 127)]
+    pub max_stack: usize,
     /// Hide entries below this percentage
     #[arg(long, value_name = "PCT", default_value_t = 0.0)]
     pub percent_limit: f64,
@@ -199,6 +203,7 @@ impl ReportArgs {
             graph_min_percent: min.unwrap_or(0.5),
             order,
             percent_limit: self.percent_limit,
+            max_stack: self.max_stack,
             show_samples: self.show_nr_samples,
             header: self.header,
             comms: self.comms.clone(),
@@ -273,7 +278,16 @@ pub fn run(args: ReportArgs, g: &Globals) -> Result<i32> {
         } else {
             format!("ruperf report {}", cfg.input.display())
         };
-        formats::flamegraph(&lines, &title, svg)?;
+        if lines.is_empty() {
+            // perf report exits 0 on a recording without samples; so does a flame graph.
+            let _ = writeln!(
+                std::io::stderr(),
+                "ruperf: warning: no samples to draw, so {} was not written (check the filters)",
+                svg.display()
+            );
+        } else {
+            formats::flamegraph(&lines, &title, svg)?;
+        }
         if args.format.is_none() && !args.json {
             return Ok(0);
         }

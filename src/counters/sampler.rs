@@ -12,6 +12,23 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use crate::os::ring::RingBuffer;
 use crate::os::sys;
 
+/// The user registers perf 6.1 dumps for `--call-graph dwarf` on x86_64 (`PERF_REGS_MASK`:
+/// AX BX CX DX SI DI BP SP IP FLAGS CS SS and R8-R15; not DS ES FS GS), as `perf evlist -v`
+/// shows it: `sample_regs_user: 0xff0fff`.
+pub const DWARF_REGS_MASK_X86_64: u64 = 0xff0fff;
+
+/// Configures `attr` for DWARF call chains as perf does: the user registers and `stack_bytes`
+/// of user stack with every sample, and the kernel's call chain without its user part (which
+/// `report` recovers by unwinding the dumped stack).
+pub fn set_dwarf_callchain(attr: &mut sys::Attr, stack_bytes: u32) {
+    attr.sample_type |= (sys::bindings::PERF_SAMPLE_CALLCHAIN
+        | sys::bindings::PERF_SAMPLE_REGS_USER
+        | sys::bindings::PERF_SAMPLE_STACK_USER) as u64;
+    attr.sample_regs_user = DWARF_REGS_MASK_X86_64;
+    attr.sample_stack_user = stack_bytes;
+    attr.set_exclude_callchain_user(1);
+}
+
 /// An event to sample, with its attributes fully configured.
 #[derive(Debug, Clone)]
 pub struct SampleEvent {

@@ -22,6 +22,13 @@ pub fn elevated() -> bool {
         || nix::unistd::getgid() != nix::unistd::getegid()
 }
 
+/// True when ruperf runs setuid or setgid (effective ids differ from the real ones). Such a
+/// ruperf would start the profiled command with those ids: a root shell for anyone.
+pub fn setuid_or_setgid() -> bool {
+    nix::unistd::getuid() != nix::unistd::geteuid()
+        || nix::unistd::getgid() != nix::unistd::getegid()
+}
+
 /// The environment variable that names an NVML library to load.
 pub const NVML_ENV: &str = "RUPERF_NVML_LIB";
 

@@ -7,9 +7,8 @@ pub mod metrics;
 pub mod report;
 pub mod stat;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -52,17 +51,12 @@ impl Sink {
 
     /// Opens `-o FILE` (truncating unless `append`), failing before anything runs.
     pub fn file(path: &Path, append: bool) -> Result<Sink> {
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .append(append)
-            .truncate(!append)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|source| Error::CantCreate {
+        let f = crate::sysroot::create_output(path, 0o666, append).map_err(|source| {
+            Error::CantCreate {
                 path: path.to_path_buf(),
                 source,
-            })?;
+            }
+        })?;
         Ok(Sink::new(Dest::File(path.to_path_buf(), f)))
     }
 

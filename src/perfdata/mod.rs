@@ -11,4 +11,5 @@ pub mod energy;
 pub mod features;
 pub mod reader;
 pub mod synth;
+pub mod user_stack;
 pub mod writer;

@@ -39,6 +39,7 @@ use linux_perf_data::linux_perf_event_reader::{
 use linux_perf_data::{PerfFileReader, PerfFileRecord};
 use serde::Serialize;
 
+use super::user_stack::{self, TailFormat, UserTail};
 use crate::error::{Error, Result};
 
 /// Size of the file header perf writes (`struct perf_file_header`).
@@ -64,6 +65,8 @@ const RECORD_AUXTRACE: u32 = 71;
 const RECORD_MMAP2: u32 = 10;
 /// `PERF_RECORD_MISC_MMAP_BUILD_ID`: an MMAP2 record carries a build id, not an inode.
 const MISC_MMAP_BUILD_ID: u16 = 1 << 14;
+/// Call-chain values from here up are context markers (`PERF_CONTEXT_MAX` = -4095).
+const CONTEXT_MAX: u64 = (-4095i64) as u64;
 /// `PERF_RECORD_MISC_BUILD_ID_SIZE` in a build-id record's misc field.
 const MISC_BUILD_ID_SIZE: u16 = 1 << 15;
 /// The smallest perf_event_attr (PERF_ATTR_SIZE_VER0) and a generous upper bound.
@@ -155,8 +158,16 @@ pub struct Sample<'a> {
     pub ip: u64,
     /// True when the sample was taken in kernel mode.
     pub kernel: bool,
-    /// The raw call chain, context markers included; empty when not recorded.
+    /// The raw call chain, context markers included; empty when not recorded; at most
+    /// [`Recording::set_max_stack`] addresses.
     pub callchain: &'a [u64],
+    /// The user registers (PERF_SAMPLE_REGS_USER), in the order of `regs_mask`'s bits; empty
+    /// when not recorded.
+    pub user_regs: &'a [u64],
+    /// The event's `sample_regs_user`.
+    pub regs_mask: u64,
+    /// The user stack dump (PERF_SAMPLE_STACK_USER): the bytes copied and the size asked for.
+    pub user_stack: UserTail<'a>,
 }
 
 /// A new or replaced memory mapping.
@@ -251,7 +262,11 @@ pub struct Recording {
     fixed_period: Vec<u64>,
     /// (sample_type, read_format) per event.
     formats: Vec<(u64, u64)>,
+    /// Register mask and branch type per event, for the sample's tail.
+    tails: Vec<TailFormat>,
     chain: Vec<u64>,
+    regs: Vec<u64>,
+    max_stack: usize,
 }
 
 impl std::fmt::Debug for Recording {
@@ -929,6 +944,7 @@ impl Recording {
         let mut events = Vec::new();
         let mut fixed_period = Vec::new();
         let mut formats = Vec::new();
+        let mut tails = Vec::new();
         let raw_attrs: Vec<(u32, u64)> = attrs
             .chunks(h.attr_size as usize)
             .map(|e| (rd_u32(e, big), rd_u64(&e[8..], big)))
@@ -943,6 +959,10 @@ impl Recording {
             };
             fixed_period.push(period.unwrap_or(1));
             formats.push((attr.sample_format.bits(), attr.read_format.bits()));
+            tails.push(TailFormat {
+                regs_mask: attr.sample_regs_user,
+                branch_type: attr.branch_sample_format.bits(),
+            });
             events.push(EventInfo {
                 name: a
                     .name()
@@ -1005,8 +1025,17 @@ impl Recording {
             data_start: data_off,
             fixed_period,
             formats,
+            tails,
             chain: Vec::new(),
+            regs: Vec::new(),
+            max_stack: usize::MAX,
         })
+    }
+
+    /// Keeps at most `n` addresses of each sample's call chain (perf's `--max-stack`); the
+    /// rest are skipped while decoding, so a very long chain costs nothing.
+    pub fn set_max_stack(&mut self, n: usize) {
+        self.max_stack = n;
     }
 
     /// The file's description of itself.
@@ -1076,7 +1105,15 @@ impl Recording {
                 // can overflow on corrupted bytes.
                 let body = raw.data.as_slice();
                 let (st, rf) = self.formats.get(attr_index).copied().unwrap_or((0, 0));
-                let Some(d) = decode_sample(&body, st, rf, big, &mut self.chain) else {
+                let Some(d) = decode_sample(&body, st, rf, big, self.max_stack, &mut self.chain)
+                else {
+                    stats.bad_records += 1;
+                    continue;
+                };
+                let tail = self.tails.get(attr_index).copied().unwrap_or_default();
+                let Some(user_stack) =
+                    user_stack::decode(&body, d.end, st, tail, big, &mut self.regs)
+                else {
                     stats.bad_records += 1;
                     continue;
                 };
@@ -1094,6 +1131,9 @@ impl Recording {
                     ip: d.ip,
                     kernel: matches!(raw.misc & 7, 1 | 4),
                     callchain: &self.chain,
+                    user_regs: &self.regs,
+                    regs_mask: tail.regs_mask,
+                    user_stack,
                 }));
                 continue;
             }
@@ -1166,11 +1206,21 @@ struct Decoded {
     time: u64,
     cpu: Option<u32>,
     period: Option<u64>,
+    /// Where the fields after the call chain start.
+    end: usize,
 }
 
-/// Decodes a PERF_RECORD_SAMPLE body up to its call chain (into `chain`); `None` when the
-/// body is shorter than its sample_type says.
-fn decode_sample(b: &[u8], st: u64, rf: u64, big: bool, chain: &mut Vec<u64>) -> Option<Decoded> {
+/// Decodes a PERF_RECORD_SAMPLE body up to its call chain (into `chain`, at most `max_stack`
+/// addresses besides context markers); `None` when the body is shorter than its sample_type
+/// says.
+fn decode_sample(
+    b: &[u8],
+    st: u64,
+    rf: u64,
+    big: bool,
+    max_stack: usize,
+    chain: &mut Vec<u64>,
+) -> Option<Decoded> {
     let mut pos = 0usize;
     let u64_at = |pos: &mut usize| -> Option<u64> {
         let v = b.get(*pos..*pos + 8).map(|s| rd_u64(s, big))?;
@@ -1233,8 +1283,20 @@ fn decode_sample(b: &[u8], st: u64, rf: u64, big: bool, chain: &mut Vec<u64>) ->
         let nr = u64_at(&mut pos)?;
         let bytes = usize::try_from(nr.checked_mul(8)?).ok()?;
         let s = b.get(pos..pos.checked_add(bytes)?)?;
-        chain.extend(s.chunks_exact(8).map(|c| rd_u64(c, big)));
+        let mut kept = 0usize;
+        for c in s.chunks_exact(8) {
+            let v = rd_u64(c, big);
+            if v < CONTEXT_MAX {
+                if kept == max_stack {
+                    break;
+                }
+                kept += 1;
+            }
+            chain.push(v);
+        }
+        pos += bytes;
     }
+    d.end = pos;
     Some(d)
 }
 

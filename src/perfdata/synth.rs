@@ -95,6 +95,15 @@ fn u64s(out: &mut Vec<u8>, vals: &[u64]) {
     }
 }
 
+/// PERF_RECORD_LOST_SAMPLES (13) with the number of samples the kernel dropped, as perf
+/// record writes at the end, so that `perf report` shows them in "Total Lost Samples".
+pub fn lost_samples(out: &mut Vec<u8>, t: &IdTrailer, lost: u64) {
+    let at = begin(out, 13, 0);
+    u64s(out, &[lost]);
+    t.push(out, u32::MAX, u32::MAX);
+    end(out, at);
+}
+
 /// PERF_RECORD_COMM for a thread.
 pub fn comm(out: &mut Vec<u8>, t: &IdTrailer, pid: u32, tid: u32, name: &str) {
     let at = begin(out, COMM, 0);
@@ -139,10 +148,19 @@ pub struct MapLine {
 /// Parses /proc/PID/maps text, keeping executable mappings only (what perf synthesizes by
 /// default). Malformed lines are skipped.
 pub fn parse_maps(text: &str) -> Vec<MapLine> {
-    text.lines().filter_map(parse_map_line).collect()
+    parse_maps_with(text, false)
 }
 
-fn parse_map_line(line: &str) -> Option<MapLine> {
+/// Parses /proc/PID/maps text; with `data`, the non-executable mappings too (what perf
+/// synthesizes with `mmap_data`, as in `--call-graph dwarf`, whose unwinders read
+/// `.eh_frame_hdr` from a binary's read-only segment).
+pub fn parse_maps_with(text: &str, data: bool) -> Vec<MapLine> {
+    text.lines()
+        .filter_map(|l| parse_map_line(l, data))
+        .collect()
+}
+
+fn parse_map_line(line: &str, data: bool) -> Option<MapLine> {
     let mut it = line.splitn(6, ' ');
     let range = it.next()?;
     let perms = it.next()?.as_bytes();
@@ -150,7 +168,7 @@ fn parse_map_line(line: &str) -> Option<MapLine> {
     let dev = it.next()?;
     let ino = it.next()?;
     let path = it.next().unwrap_or("").trim_start();
-    if perms.len() < 4 || perms[2] != b'x' {
+    if perms.len() < 4 || (perms[2] != b'x' && !data) {
         return None;
     }
     let (s, e) = range.split_once('-')?;
@@ -162,7 +180,9 @@ fn parse_map_line(line: &str) -> Option<MapLine> {
     if perms[1] == b'w' {
         prot |= libc::PROT_WRITE as u32;
     }
-    prot |= libc::PROT_EXEC as u32;
+    if perms[2] == b'x' {
+        prot |= libc::PROT_EXEC as u32;
+    }
     Some(MapLine {
         start: u64::from_str_radix(s, 16).ok()?,
         end: u64::from_str_radix(e, 16).ok()?,
@@ -349,6 +369,17 @@ pub fn all_processes(root: &Sysroot) -> Vec<i32> {
 /// COMM and FORK records for each thread of `pid`, then MMAP2 records for its executable
 /// mappings. A process that vanished meanwhile yields nothing.
 pub fn synthesize_process(out: &mut Vec<u8>, root: &Sysroot, t: &IdTrailer, pid: i32) {
+    synthesize_process_with(out, root, t, pid, false)
+}
+
+/// [`synthesize_process`], with the non-executable mappings too when `data` is set.
+pub fn synthesize_process_with(
+    out: &mut Vec<u8>,
+    root: &Sysroot,
+    t: &IdTrailer,
+    pid: i32,
+    data: bool,
+) {
     let Some(main_comm) = read_comm(&root.path(format!("/proc/{pid}/comm"))) else {
         return;
     };
@@ -362,7 +393,7 @@ pub fn synthesize_process(out: &mut Vec<u8>, root: &Sysroot, t: &IdTrailer, pid:
         comm(out, t, p, tid as u32, &name);
     }
     if let Ok(maps) = std::fs::read_to_string(root.path(format!("/proc/{pid}/maps"))) {
-        for m in parse_maps(&maps) {
+        for m in parse_maps_with(&maps, data) {
             mmap2(out, t, p, &m);
         }
     }

@@ -17,6 +17,8 @@ use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
 
 use crate::sysroot::Sysroot;
 
+pub mod unwind;
+
 /// A sorted symbol table with names in one arena.
 #[derive(Debug, Default)]
 pub struct SymbolTable {
@@ -336,9 +338,13 @@ impl Symbolizer {
             }
         }
         if path.starts_with('/') {
-            self.warnings.push(format!(
-                "{path} is missing (it was recorded but is no longer on disk); its addresses are left unresolved"
-            ));
+            let what = match std::fs::metadata(path) {
+                Ok(m) if !m.is_file() => "is not a regular file, so ruperf does not open it",
+                Ok(_) => "is not an ELF file ruperf can read symbols from",
+                Err(_) => "is missing (it was recorded but is no longer on disk)",
+            };
+            self.warnings
+                .push(format!("{path} {what}; its addresses are left unresolved"));
         }
         Loaded::Missing
     }

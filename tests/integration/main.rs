@@ -9,8 +9,10 @@ mod common;
 
 mod cli;
 mod docs;
+mod dwarf;
 mod energy;
 mod energy_profile;
+mod fuzz_seeds;
 mod gate;
 mod groups;
 mod list;
@@ -18,6 +20,7 @@ mod pprof;
 mod record;
 mod report;
 mod roundtrip;
+mod security;
 mod selftest;
 mod serve;
 mod stat;

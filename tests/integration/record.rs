@@ -600,9 +600,14 @@ fn bad_input_gets_one_clear_line() {
     );
     assert_one_line_error(&["record", "-o", o], 64, "nothing to record");
     assert_one_line_error(
-        &["record", "--call-graph", "dwarf", "-o", o, "true"],
+        &["record", "--call-graph", "lbr", "-o", o, "true"],
         64,
-        "fp",
+        "dwarf[,SIZE]",
+    );
+    assert_one_line_error(
+        &["record", "--call-graph", "dwarf,70000", "-o", o, "true"],
+        64,
+        "65528",
     );
     // An event the machine counts but cannot sample.
     if Path::new("/sys/bus/event_source/devices/msr").exists() {

@@ -61,8 +61,10 @@ pub struct RecordConfig {
     pub default_event: bool,
     /// Sampling frequency or period.
     pub period: Period,
-    /// Record frame-pointer call chains.
+    /// Record call chains (frame pointers, or the kernel part only with `dwarf_stack`).
     pub callchain: bool,
+    /// `--call-graph dwarf`: dump the user registers and this many bytes of user stack.
+    pub dwarf_stack: Option<u32>,
     /// What to attach to.
     pub target: Target,
     /// Command to run (required for `Target::Command`; otherwise it only bounds the time).
@@ -159,6 +161,9 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
         let a = &mut ev.attr;
         a.size = std::mem::size_of::<sys::Attr>() as u32;
         a.sample_type = st;
+        if let Some(size) = cfg.dwarf_stack {
+            crate::counters::sampler::set_dwarf_callchain(a, size);
+        }
         match cfg.period {
             Period::Frequency(f) => {
                 a.set_freq(1);
@@ -185,6 +190,11 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
         a.set_comm(tracking);
         a.set_comm_exec(tracking);
         a.set_task(tracking);
+        // As perf in dwarf mode: the maps of data segments too, where unwinders read
+        // .eh_frame_hdr from when a binary's read-only segment is not executable.
+        if cfg.dwarf_stack.is_some() {
+            a.set_mmap_data(tracking);
+        }
         a.set_watermark(1);
         a.__bindgen_anon_2.wakeup_watermark = (data_bytes / 4).max(1) as u32;
         if cfg.energy.is_some() {
@@ -241,8 +251,9 @@ fn is_not_supported(e: &OpenError) -> bool {
 }
 
 /// Moves an existing non-empty output aside to `NAME.old` and creates the new file.
-/// The new file is private (0600, as perf creates it: a recording holds addresses and maps),
-/// and a symbolic link at `path` is refused, never followed (nor moved aside).
+/// The new file is private (0600, as perf creates it: a recording holds addresses and maps).
+/// A symbolic link at `path` is never moved aside, and is followed only when root or this
+/// user owns it (see `sysroot::create_output`).
 fn create_output(path: &Path) -> Result<File> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.is_file() && meta.len() > 0 {
@@ -254,7 +265,7 @@ fn create_output(path: &Path) -> Result<File> {
             })?;
         }
     }
-    crate::sysroot::create_output(path, 0o600).map_err(|source| Error::CantCreate {
+    crate::sysroot::create_output(path, 0o600, false).map_err(|source| Error::CantCreate {
         path: path.to_path_buf(),
         source,
     })
@@ -642,10 +653,9 @@ pub fn run(
             .unwrap_or(0),
     };
     let file = create_output(&cfg.output)?;
-    let writer = Writer::new(file, &file_attrs).map_err(|e| Error::CantCreate {
-        path: cfg.output.clone(),
-        source: e,
-    })?;
+    // The file exists: a failure now is a write error (a full disk, /dev/full), exit 74.
+    let writer = Writer::new(file, &file_attrs)
+        .map_err(|e| Error::io(format!("writing {}", cfg.output.display()), e))?;
     let mut s = Session {
         sampler,
         writer: Some(writer),
@@ -658,7 +668,8 @@ pub fn run(
         output: &cfg.output,
     };
 
-    // What was running before recording started.
+    // What was running before recording started (with data maps in dwarf mode, as perf).
+    let dwarf = cfg.dwarf_stack.is_some();
     s.buf.clear();
     if let Some(text) = kernel_text {
         synth::kernel_mmap(&mut s.buf, &trailer, text);
@@ -669,18 +680,18 @@ pub fn run(
     match &cfg.target {
         Target::Pids(pids) => {
             for &pid in pids {
-                synth::synthesize_process(&mut s.buf, root, &trailer, pid);
+                synth::synthesize_process_with(&mut s.buf, root, &trailer, pid, dwarf);
             }
         }
         Target::Tids(tids) => {
             for &tid in tids {
                 let tgid = tgid_of(root, tid).unwrap_or(tid);
-                synth::synthesize_process(&mut s.buf, root, &trailer, tgid);
+                synth::synthesize_process_with(&mut s.buf, root, &trailer, tgid, dwarf);
             }
         }
         Target::SystemWide(_) => {
             for pid in synth::all_processes(root) {
-                synth::synthesize_process(&mut s.buf, root, &trailer, pid);
+                synth::synthesize_process_with(&mut s.buf, root, &trailer, pid, dwarf);
             }
         }
         Target::Command => {}
@@ -804,6 +815,12 @@ pub fn run(
     }
     s.sampler.disable();
     s.pass()?;
+    if s.progress.lost > 0 {
+        // Not scanned: the tally counted these samples from the kernel's LOST records.
+        s.buf.clear();
+        synth::lost_samples(&mut s.buf, &trailer, s.progress.lost);
+        s.write_buf()?;
+    }
     let energy_trace = tracker.map(energy::EnergyTracker::finish).transpose()?;
     // A command still running after Ctrl-C (it ignored the signal) is asked to stop.
     if let Some(c) = child.as_mut() {

@@ -6,10 +6,11 @@
 //! samples are summed per (event, comm, pid, stack). Symbols are attached afterwards, once
 //! per distinct frame.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::perfdata::reader::{Mmap, Record, Sample};
+use crate::symbols::unwind::{DwarfUnwinder, MapRef, StackSample, UnwindStats};
 
 /// A small, fast hasher for integer keys (multiply-rotate, as in rustc's FxHasher).
 #[derive(Default, Clone, Copy)]
@@ -101,41 +102,54 @@ struct Map {
     dso: u32,
 }
 
+/// A process's mappings, by start address; they never overlap (a new map trims or replaces
+/// what it covers), so inserting costs O(log n) plus the maps it overlaps.
 #[derive(Debug, Clone, Default)]
 struct Maps {
     version: u32,
-    maps: Vec<Map>,
+    maps: BTreeMap<u64, Map>,
 }
 
 impl Maps {
     fn insert(&mut self, m: Map) {
-        // Trim or drop whatever the new map overlaps.
-        let mut out = Vec::with_capacity(self.maps.len() + 2);
-        for &o in &self.maps {
-            if o.end <= m.start || o.start >= m.end {
-                out.push(o);
-                continue;
+        if m.end <= m.start {
+            return;
+        }
+        // The maps that overlap [start, end): those starting before `end` whose end is past
+        // `start`, found walking down from `end`.
+        let mut hit = Vec::new();
+        for (&start, o) in self.maps.range(..m.end).rev() {
+            if o.end <= m.start {
+                break;
             }
+            hit.push(start);
+        }
+        for start in hit {
+            let Some(o) = self.maps.remove(&start) else {
+                continue;
+            };
             if o.start < m.start {
-                out.push(Map { end: m.start, ..o });
+                self.maps.insert(o.start, Map { end: m.start, ..o });
             }
             if o.end > m.end {
-                out.push(Map {
+                let tail = Map {
                     start: m.end,
                     pgoff: o.pgoff.wrapping_add(m.end - o.start),
                     ..o
-                });
+                };
+                self.maps.insert(tail.start, tail);
             }
         }
-        out.push(m);
-        out.sort_by_key(|x| x.start);
-        self.maps = out;
+        self.maps.insert(m.start, m);
     }
 
     fn find(&self, addr: u64) -> Option<&Map> {
-        let i = self.maps.partition_point(|m| m.start <= addr);
-        let m = self.maps.get(i.checked_sub(1)?)?;
+        let (_, m) = self.maps.range(..=addr).next_back()?;
         (addr < m.end).then_some(m)
+    }
+
+    fn clear(&mut self) {
+        self.maps.clear();
     }
 }
 
@@ -160,6 +174,8 @@ pub struct Profile {
     pub stacks: Vec<StackCount>,
     /// The kernel's `_text` address as recorded, if a kernel map was recorded.
     pub kernel_text: Option<u64>,
+    /// DWARF unwinding counts (all zero for frame-pointer recordings).
+    pub unwind: UnwindStats,
 }
 
 impl Profile {
@@ -191,6 +207,10 @@ pub struct Aggregator {
     stack_ids: FastMap<(u32, u32, i32, u32), u32>,
     unknown_comm: FastMap<i32, u32>,
     scratch: Vec<u32>,
+    /// Unwinds the user stacks of `--call-graph dwarf` samples, when set.
+    unwinder: Option<DwarfUnwinder>,
+    /// At most this many kernel call-chain frames are used (perf's `--max-stack`).
+    max_stack: usize,
 }
 
 impl Aggregator {
@@ -198,12 +218,60 @@ impl Aggregator {
     pub fn new(events: usize) -> Self {
         let mut a = Aggregator {
             next_version: 1,
+            max_stack: usize::MAX,
             ..Default::default()
         };
         a.p.events = vec![EventTotals::default(); events];
         a.p.dsos = vec!["[kernel.kallsyms]".into(), "[unknown]".into()];
         a.p.nodes.push((0, 0));
         a
+    }
+
+    /// Unwinds the user stacks that samples carry (PERF_SAMPLE_REGS_USER + STACK_USER) with
+    /// `u`, appending the user frames after the kernel part of the call chain.
+    pub fn set_unwinder(&mut self, u: DwarfUnwinder) {
+        self.unwinder = Some(u);
+    }
+
+    /// Uses at most `n` frames of each sample's recorded call chain.
+    pub fn set_max_stack(&mut self, n: usize) {
+        self.max_stack = n.max(1);
+    }
+
+    /// The user frames of a DWARF sample, appended to `frames`; false when the sample has
+    /// no stack to unwind.
+    fn unwind_user(&mut self, s: &Sample<'_>, version: u32, frames: &mut Vec<u32>) -> bool {
+        let Some(u) = self.unwinder.as_mut() else {
+            return false;
+        };
+        if s.user_regs.is_empty() && s.user_stack.stack_size == 0 {
+            return false;
+        }
+        let maps = self.procs.get(&s.pid);
+        let dsos = &self.p.dsos;
+        let find = |addr: u64| -> Option<MapRef<'_>> {
+            let m = maps?.find(addr)?;
+            Some(MapRef {
+                start: m.start,
+                end: m.end,
+                pgoff: m.pgoff,
+                path: dsos.get(m.dso as usize)?.as_str(),
+            })
+        };
+        let sample = StackSample {
+            pid: s.pid,
+            maps_version: version,
+            regs_mask: s.regs_mask,
+            regs: s.user_regs,
+            stack: s.user_stack.stack,
+            stack_size: s.user_stack.stack_size,
+        };
+        let user = u.unwind(&sample, &find);
+        for &addr in user.iter() {
+            let f = self.frame(s.pid, version, false, addr);
+            frames.push(f);
+        }
+        !user.is_empty()
     }
 
     fn intern_comm(&mut self, name: &[u8]) -> u32 {
@@ -248,7 +316,7 @@ impl Aggregator {
                 self.threads.insert(*tid, id);
                 if *exec && pid == tid {
                     // A new program: the old maps are gone.
-                    self.procs.entry(*pid).or_default().maps.clear();
+                    self.procs.entry(*pid).or_default().clear();
                     self.bump_version(*pid);
                 }
             }
@@ -358,11 +426,15 @@ impl Aggregator {
                     kernel = v == CONTEXT_KERNEL || v == CONTEXT_GUEST_KERNEL;
                     continue;
                 }
+                if frames.len() == self.max_stack {
+                    break;
+                }
                 let f = self.frame(s.pid, version, kernel, v);
                 frames.push(f);
             }
         }
-        if frames.is_empty() {
+        let unwound = self.unwind_user(s, version, frames);
+        if frames.is_empty() && !unwound {
             let f = self.frame(s.pid, version, s.kernel, s.ip);
             frames.push(f);
         }
@@ -427,7 +499,112 @@ impl Aggregator {
     }
 
     /// The finished profile.
-    pub fn finish(self) -> Profile {
+    pub fn finish(mut self) -> Profile {
+        if let Some(u) = &self.unwinder {
+            self.p.unwind = u.stats();
+        }
         self.p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::perfdata::user_stack::UserTail;
+
+    fn mmap(pid: i32, start: u64, len: u64, path: &[u8]) -> Record<'_> {
+        Record::Mmap(Mmap {
+            pid,
+            start,
+            len,
+            pgoff: 0,
+            path,
+            kernel: false,
+            executable: true,
+            build_id: None,
+        })
+    }
+
+    fn sample<'a>(pid: i32, ip: u64, chain: &'a [u64]) -> Sample<'a> {
+        Sample {
+            event: 0,
+            pid,
+            tid: pid,
+            time: 0,
+            cpu: None,
+            period: 1,
+            ip,
+            kernel: false,
+            callchain: chain,
+            user_regs: &[],
+            regs_mask: 0,
+            user_stack: UserTail::default(),
+        }
+    }
+
+    #[test]
+    fn overlapping_maps_are_trimmed() {
+        let mut m = Maps::default();
+        let map = |start, end, pgoff, dso| Map {
+            start,
+            end,
+            pgoff,
+            dso,
+        };
+        m.insert(map(0x1000, 0x9000, 0, 2));
+        m.insert(map(0x3000, 0x4000, 0, 3));
+        m.insert(map(0x8000, 0xa000, 0, 4));
+        assert_eq!(m.find(0x2fff).map(|x| x.dso), Some(2));
+        assert_eq!(m.find(0x3000).map(|x| x.dso), Some(3));
+        let tail = m.find(0x4000).unwrap();
+        assert_eq!(
+            (tail.dso, tail.start, tail.end, tail.pgoff),
+            (2, 0x4000, 0x8000, 0x3000)
+        );
+        assert_eq!(m.find(0x9fff).map(|x| x.dso), Some(4));
+        assert!(m.find(0xa000).is_none() && m.find(0xfff).is_none());
+        // A map covering several replaces them all.
+        m.insert(map(0, 0x10000, 0, 5));
+        assert_eq!(m.maps.len(), 1);
+    }
+
+    #[test]
+    fn eighty_thousand_mmaps_of_one_process_are_all_kept() {
+        let mut agg = Aggregator::new(1);
+        let names: Vec<Vec<u8>> = (0..1000)
+            .map(|i| format!("/lib/l{i}.so").into_bytes())
+            .collect();
+        // Insertion is O(log n) per map (a BTreeMap keyed by start address); before, each
+        // insert rescanned every map, and 80,000 of them took tens of seconds. Speed itself is
+        // for benchmarks, not tests: this checks that all of them are kept and found.
+        for i in 0..80_000u64 {
+            agg.add(&mmap(
+                7,
+                0x10_0000 + i * 0x2000,
+                0x1000,
+                &names[(i % 1000) as usize],
+            ));
+        }
+        let mut frames = Vec::new();
+        agg.sample_frames(
+            &sample(7, 0x10_0000 + 79_999 * 0x2000 + 5, &[]),
+            &mut frames,
+        );
+        let f = agg.profile().frames[frames[0] as usize];
+        assert_eq!(agg.profile().dsos[f.dso as usize], "/lib/l999.so");
+        assert_eq!(f.addr, 5);
+    }
+
+    #[test]
+    fn max_stack_caps_the_chain() {
+        let mut agg = Aggregator::new(1);
+        agg.set_max_stack(127);
+        let mut chain = vec![(-512i64) as u64]; // PERF_CONTEXT_USER
+        chain.extend((0..4000u64).map(|i| 0x40_0000 + i * 16));
+        let mut frames = Vec::new();
+        agg.sample_frames(&sample(1, 0x40_0000, &chain), &mut frames);
+        assert_eq!(frames.len(), 127);
+        // Leaf first, as perf keeps them.
+        assert_eq!(agg.profile().frames[frames[0] as usize].addr, 0x40_0000);
     }
 }

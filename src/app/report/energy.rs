@@ -189,6 +189,7 @@ impl Attribution {
 mod tests {
     use super::*;
     use crate::perfdata::energy::TraceDomain;
+    use crate::perfdata::user_stack::UserTail;
 
     fn sample(time: u64, cpu: u32) -> Sample<'static> {
         Sample {
@@ -201,6 +202,9 @@ mod tests {
             ip: 0x1000,
             kernel: false,
             callchain: &[],
+            user_regs: &[],
+            regs_mask: 0,
+            user_stack: UserTail::default(),
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod callgraph;
 pub mod energy;
+pub mod unwind;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -102,6 +103,8 @@ pub struct Config {
     pub order: Option<Order>,
     /// Hide entries below this percentage.
     pub percent_limit: f64,
+    /// Frames kept of each call chain (perf's `--max-stack`, default 127).
+    pub max_stack: usize,
     /// Show sample counts.
     pub show_samples: bool,
     /// Print the recording's header information.
@@ -191,6 +194,7 @@ pub fn load(cfg: &Config) -> Result<Resolved> {
     } else {
         None
     };
+    unwind::prepare(&mut rec, &mut agg, cfg, &meta);
     let bar = progress_bar(cfg.progress, meta.data_size);
     let progress = rec.progress();
     let mut n = 0u32;
@@ -221,6 +225,7 @@ pub fn load(cfg: &Config) -> Result<Resolved> {
         ));
     }
     let profile = agg.finish();
+    warnings.extend(unwind::warnings(&profile));
     let mut symz = Symbolizer::new(cfg.sysroot.clone(), recorded_build_ids(&meta));
     if let Some(t) = profile.kernel_text {
         symz.set_kernel_text(t);

@@ -191,8 +191,14 @@ fn t_permissions(c: &Ctx) -> Outcome {
         } else {
             ""
         };
+        let guarded = if crate::os::privilege::elevated() {
+            "; ruperf runs with privileges its caller lacks (file capabilities), so \
+             RUPERF_NVML_LIB is ignored and --nvml-lib/--sysroot must be paths only root can change"
+        } else {
+            ""
+        };
         Outcome::Ok(format!(
-            "perf_event_paranoid {level} ({}), running {who}{extra}",
+            "perf_event_paranoid {level} ({}), running {who}{extra}{guarded}",
             paranoid_meaning(level)
         ))
     } else {
@@ -237,7 +243,8 @@ fn t_tracepoint(c: &Ctx) -> Outcome {
             "syscalls:sys_enter_write counted exactly {N} writes"
         )),
         Ok((_, v)) => Outcome::Fail(format!("expected {N} write syscalls, counted {}", v[0])),
-        Err(Error::Unavailable(m)) => Outcome::Skip(m),
+        // Unavailable here, or closed to this user: not broken, and the message has the fix.
+        Err(Error::Unavailable(m)) | Err(Error::Permission(m)) => Outcome::Skip(m),
         Err(e) => Outcome::Fail(e.to_string()),
     }
 }
@@ -258,6 +265,15 @@ fn t_msr(c: &Ctx) -> Outcome {
             Outcome::Ok(format!("msr/tsc/ counted {} ticks in 2 ms", v[0]))
         }
         Ok((s, _)) => match &s.counters[0].status {
+            // The automatic user-space-only retry at paranoid 2: the msr PMU has no
+            // user-only mode, so the retry cannot work; that is a permission, not a fault.
+            OpenStatus::NotSupported(why) if why.starts_with("msr/tsc/:u") => {
+                Outcome::Skip(format!(
+                    "msr/tsc/ counts user and kernel time together (the msr PMU cannot exclude \
+                     the kernel), so it needs kernel-space permission: {}",
+                    permission_fix(&c.root)
+                ))
+            }
             OpenStatus::NotSupported(why) => Outcome::Fail(why.clone()),
             OpenStatus::Open => Outcome::Fail("msr/tsc/ opened but counted nothing".into()),
         },
@@ -341,6 +357,7 @@ fn record_busy_shell(
         default_event: false,
         period: Period::Frequency(hz),
         callchain: true,
+        dwarf_stack: None,
         target: record::Target::Command,
         command: vec![
             "sh".into(),
@@ -388,6 +405,7 @@ fn t_roundtrip(c: &Ctx) -> Outcome {
         graph_min_percent: 0.5,
         order: None,
         percent_limit: 0.0,
+        max_stack: 127,
         show_samples: true,
         header: false,
         comms: None,

@@ -61,21 +61,23 @@ pub fn folded_lines(r: &Resolved, cfg: &Config) -> Vec<String> {
 }
 
 /// Writes a flame graph SVG of the folded stacks to `path`.
+/// The caller checks for samples first (none is a warning, as in perf report).
 pub fn flamegraph(lines: &[String], title: &str, path: &Path) -> Result<()> {
-    let file = crate::sysroot::create_output(path, 0o666).map_err(|source| Error::CantCreate {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    if lines.is_empty() {
+        return Err(Error::Internal(format!(
+            "no samples to draw in {}",
+            path.display()
+        )));
+    }
+    let file =
+        crate::sysroot::create_output(path, 0o666, false).map_err(|source| Error::CantCreate {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut w = std::io::BufWriter::new(file);
     let mut opt = inferno::flamegraph::Options::default();
     opt.title = title.to_owned();
     opt.count_name = "samples".to_owned();
-    if lines.is_empty() {
-        return Err(Error::Failed(format!(
-            "no samples to draw in {} (check the filters)",
-            path.display()
-        )));
-    }
     inferno::flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), &mut w)
         .and_then(|_| w.flush())
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))
@@ -94,6 +96,7 @@ pub fn script(cfg: &Config, out: &mut dyn Write) -> Result<Vec<String>> {
         .collect();
     let mut symz = Symbolizer::new(cfg.sysroot.clone(), build_ids);
     let mut agg = Aggregator::new(meta.events.len());
+    crate::app::report::unwind::prepare(&mut rec, &mut agg, cfg, &meta);
     let mut lines: Vec<Option<String>> = Vec::new();
     let mut frames = Vec::new();
     let mut buf = String::new();

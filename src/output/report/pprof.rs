@@ -513,10 +513,11 @@ pub fn export(r: &Resolved, cfg: &Config, path: &std::path::Path) -> Result<()> 
     if path.as_os_str() == "-" {
         return crate::output::Sink::stdout().write_with(|w| write(&p, w));
     }
-    let file = std::fs::File::create(path).map_err(|source| Error::CantCreate {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file =
+        crate::sysroot::create_output(path, 0o666, false).map_err(|source| Error::CantCreate {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut w = std::io::BufWriter::new(file);
     write(&p, &mut w).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
@@ -648,6 +649,7 @@ mod tests {
             graph_min_percent: 0.5,
             order: None,
             percent_limit: 0.0,
+            max_stack: 127,
             show_samples: false,
             header: false,
             comms: None,
