@@ -30,11 +30,12 @@ pub fn paranoid_meaning(level: i32) -> &'static str {
     }
 }
 
-/// True when this process holds CAP_PERFMON or CAP_SYS_ADMIN in its effective set.
-pub fn has_perf_capability(root: &Sysroot) -> bool {
+/// True when this process holds CAP_PERFMON or CAP_SYS_ADMIN in its effective set. This is a
+/// fact about ruperf itself, so it is read from the host's /proc/self, never under --sysroot.
+pub fn has_perf_capability() -> bool {
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
-    let Ok(status) = std::fs::read_to_string(root.path("/proc/self/status")) else {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return false;
     };
     status
@@ -53,7 +54,7 @@ pub fn permission_fix(root: &Sysroot) -> String {
         ),
         None => "kernel.perf_event_paranoid is unreadable".to_string(),
     };
-    if has_perf_capability(root) {
+    if has_perf_capability() {
         return format!(
             "the kernel refused it although ruperf holds CAP_PERFMON or CAP_SYS_ADMIN ({level}): \
              a security policy (lockdown, an LSM) or a limit on this particular event forbids it, \

@@ -579,7 +579,7 @@ pub fn run(
     // Kernel samples need a kernel map; without privilege or with hidden addresses, record
     // user space only.
     let mut events = cfg.events.clone();
-    let privileged = crate::counters::has_perf_capability(root);
+    let privileged = crate::counters::has_perf_capability();
     let paranoid = crate::counters::paranoid(root).unwrap_or(2);
     let kernel_text = if !privileged && paranoid >= 2 {
         None

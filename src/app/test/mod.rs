@@ -179,7 +179,7 @@ fn t_permissions(c: &Ctx) -> Outcome {
             c.root.path("/proc/sys/kernel/perf_event_paranoid").display()
         ));
     };
-    let privileged = has_perf_capability(&c.root);
+    let privileged = has_perf_capability();
     let who = if privileged {
         "with CAP_PERFMON/CAP_SYS_ADMIN"
     } else {

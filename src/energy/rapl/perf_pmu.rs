@@ -272,7 +272,7 @@ impl PerfPmuSource {
                     "{}/{}/ on CPU {cpu}: system-wide counting needs perf_event_paranoid <= 0 or CAP_PERFMON{}; {}",
                     ev.pmu,
                     ev.name,
-                    if has_perf_capability(root) { "" } else { " (not held)" },
+                    if has_perf_capability() { "" } else { " (not held)" },
                     permission_fix(root)
                 ),
                 _ => format!("{}/{}/ on CPU {cpu}: {e}", ev.pmu, ev.name),
