@@ -199,7 +199,7 @@ pub fn to_prometheus_text(om: &str) -> String {
 /// and removed again.
 pub fn check_textfile(path: &Path) -> Result<()> {
     let tmp = temp_path(path);
-    std::fs::File::create(&tmp).map_err(|source| Error::CantCreate {
+    crate::sysroot::create_output(&tmp, 0o666, false).map_err(|source| Error::CantCreate {
         path: path.to_path_buf(),
         source,
     })?;
@@ -228,7 +228,7 @@ pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
         path: path.to_path_buf(),
         source,
     };
-    let mut f = std::fs::File::create(&tmp).map_err(cant)?;
+    let mut f = crate::sysroot::create_output(&tmp, 0o666, false).map_err(cant)?;
     // No fsync: the collector reads the page cache, and a rename is atomic without one.
     f.write_all(text.as_bytes())
         .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
