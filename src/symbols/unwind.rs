@@ -69,6 +69,10 @@ pub struct DsoSource {
     pub build_ids: HashMap<String, String>,
     /// perf's build-id cache (`~/.debug`).
     pub debug_dir: Option<PathBuf>,
+    /// May use this process's own vdso image for `[vdso]` (the host is the recording's).
+    pub own_vdso: bool,
+    /// The recording's kernel release is the running one.
+    pub same_kernel: bool,
 }
 
 /// A DSO's unwind data, read once.
@@ -351,9 +355,14 @@ impl DwarfUnwinder {
                 );
             }
         }
-        candidates
+        let want = wanted.map(String::as_str);
+        let found = candidates
             .iter()
-            .find_map(|c| read_unwind_sections(c, wanted.map(String::as_str)))
+            .find_map(|c| read_unwind_sections(c, want));
+        if found.is_none() && path == "[vdso]" && self.source.own_vdso {
+            return own_vdso(want, self.source.same_kernel);
+        }
+        found
     }
 }
 
@@ -363,6 +372,40 @@ fn read_unwind_sections(path: &Path, want: Option<&str>) -> Option<DsoUnwind> {
     let file = crate::sysroot::open_regular(path).ok()?;
     let cache = object::ReadCache::new(file);
     let obj = object::File::parse(&cache).ok()?;
+    unwind_sections(&obj, want)
+}
+
+/// The vdso image of this process, when the recording's vdso is the running kernel's (same
+/// build id, or none recorded and the same kernel release): read from /proc/self/mem, no
+/// unsafe code needed.
+fn own_vdso(want: Option<&str>, same_kernel: bool) -> Option<DsoUnwind> {
+    use std::io::{Read, Seek, SeekFrom};
+    if want.is_none() && !same_kernel {
+        return None;
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let line = maps.lines().find(|l| l.ends_with("[vdso]"))?;
+    let (s, e) = line.split_whitespace().next()?.split_once('-')?;
+    let (start, end) = (
+        u64::from_str_radix(s, 16).ok()?,
+        u64::from_str_radix(e, 16).ok()?,
+    );
+    let len = usize::try_from(end.checked_sub(start)?).ok()?;
+    if len > 1 << 20 {
+        return None;
+    }
+    let mut mem = std::fs::File::open("/proc/self/mem").ok()?;
+    mem.seek(SeekFrom::Start(start)).ok()?;
+    let mut image = vec![0u8; len];
+    mem.read_exact(&mut image).ok()?;
+    let obj = object::File::parse(&*image).ok()?;
+    unwind_sections(&obj, want)
+}
+
+fn unwind_sections<'d, R: object::ReadRef<'d>>(
+    obj: &object::File<'d, R>,
+    want: Option<&str>,
+) -> Option<DsoUnwind> {
     if let Some(want) = want {
         let have = obj.build_id().ok().flatten()?;
         let hex: String = have.iter().map(|b| format!("{b:02x}")).collect();
