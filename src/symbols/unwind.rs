@@ -103,8 +103,9 @@ impl DsoUnwind {
 struct ProcUnwinder {
     version: u32,
     unwinder: UnwinderX86_64<Bytes>,
-    /// Map starts already added as modules (or known to have no usable DSO: `false`).
-    added: HashMap<u64, bool>,
+    /// Mappings already looked at: (start, end, usable); a handful per process, searched
+    /// linearly (cheaper than a map lookup per frame).
+    seen: Vec<(u64, u64, bool)>,
 }
 
 /// Unwinds the user stacks of samples, caching per DSO, per process and per distinct stack.
@@ -249,14 +250,12 @@ impl DwarfUnwinder {
         };
         let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
         let mut addr = FrameAddress::from_instruction_pointer(ip);
-        self.proc_for(s.pid, s.maps_version);
+        // Taken out of the table for the walk: one lookup per sample, not per frame.
+        let mut p = self.take_proc(s.pid, s.maps_version);
         while frames.len() < self.max_stack {
-            if !self.ensure_module(s.pid, addr.address_for_lookup(), find_map) {
+            if !self.ensure_module(&mut p, addr.address_for_lookup(), find_map) {
                 break;
             }
-            let Some(p) = self.procs.get(&s.pid) else {
-                break;
-            };
             let next = p
                 .unwinder
                 .unwind_frame(addr, &mut regs, &mut self.cache, &mut read_stack);
@@ -271,21 +270,20 @@ impl DwarfUnwinder {
                 _ => break,
             }
         }
+        self.procs.insert(s.pid, p);
         let truncated = past_end && stack.len() as u64 >= s.stack_size && s.stack_size > 0;
         (frames, truncated)
     }
 
-    fn proc_for(&mut self, pid: i32, version: u32) {
-        let stale = self.procs.get(&pid).is_none_or(|p| p.version != version);
-        if stale {
-            self.procs.insert(
-                pid,
-                ProcUnwinder {
-                    version,
-                    unwinder: UnwinderX86_64::new(),
-                    added: HashMap::new(),
-                },
-            );
+    /// The process's unwinder, removed from the table (new when its maps changed).
+    fn take_proc(&mut self, pid: i32, version: u32) -> ProcUnwinder {
+        match self.procs.remove(&pid) {
+            Some(p) if p.version == version => p,
+            _ => ProcUnwinder {
+                version,
+                unwinder: UnwinderX86_64::new(),
+                seen: Vec::new(),
+            },
         }
     }
 
@@ -293,22 +291,19 @@ impl DwarfUnwinder {
     /// the DSO is missing or was replaced since the recording (its CFI would be wrong).
     fn ensure_module<'m>(
         &mut self,
-        pid: i32,
+        p: &mut ProcUnwinder,
         addr: u64,
         find_map: &dyn Fn(u64) -> Option<MapRef<'m>>,
     ) -> bool {
+        if let Some(&(_, _, ok)) = p.seen.iter().find(|s| s.0 <= addr && addr < s.1) {
+            return ok;
+        }
         let Some(m) = find_map(addr) else {
             // Outside every known map (JIT code, a vdso without a copy): framehop falls back
             // to the frame pointer.
             return true;
         };
-        if let Some(&ok) = self.procs.get(&pid).and_then(|p| p.added.get(&m.start)) {
-            return ok;
-        }
         let dso = self.dso(m.path);
-        let Some(p) = self.procs.get_mut(&pid) else {
-            return false;
-        };
         let ok = match dso {
             Some(d) => {
                 let module = Module::new(
@@ -323,7 +318,7 @@ impl DwarfUnwinder {
             // Pseudo-files ([vdso], //anon, …) without a copy keep the frame-pointer fallback.
             None => !m.path.starts_with('/'),
         };
-        p.added.insert(m.start, ok);
+        p.seen.push((m.start, m.end, ok));
         ok
     }
 
