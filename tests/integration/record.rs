@@ -600,7 +600,7 @@ fn bad_input_gets_one_clear_line() {
     );
     assert_one_line_error(&["record", "-o", o], 64, "nothing to record");
     assert_one_line_error(
-        &["record", "--call-graph", "dwarf", "-o", o, "true"],
+        &["record", "--call-graph", "lbr", "-o", o, "true"],
         64,
         "fp",
     );
