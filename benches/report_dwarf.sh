@@ -44,12 +44,11 @@ wall() {
     t1=$(now)
     echo "$t1 - $t0" | bc -l
 }
-lost_of() { # FILE -> "samples lost" as perf report --stats counts them
-    perf report --stats -i "$1" 2>/dev/null | awk '
-        $1=="SAMPLE" && $2=="events:" {s=$3}
-        $1=="LOST_SAMPLES" && $2=="events:" {ls=$3}
-        $1=="LOST" && $2=="events:" {l=$3}
-        END {printf "%d %d", s, (ls > l ? ls : l)}'
+lost_of() { # FILE -> "samples lost": perf report's sample count and its Total Lost Samples
+    perf report --stdio -g none --sort comm -i "$1" 2>/dev/null | awk '
+        /^# Total Lost Samples:/ {l=$5}
+        /^# Samples:/ {s=$3}
+        END {printf "%s %d\n", s, l}'
 }
 
 # 1. report
@@ -95,14 +94,14 @@ rs=0; rl=0; ps=0; pl=0
 for _ in $(seq "$runs"); do
     wall "$prog" -n "$rounds" >>"$work/bare"
     wall "$ruperf" record --call-graph dwarf -F 4000 -o "$work/r.data" "$prog" -n "$rounds" >>"$work/ruperf"
-    read -r s l < <(lost_of "$work/r.data"); rs=$((rs + s)); rl=$((rl + l))
+    read -r s l < <(lost_of "$work/r.data"); rs="$rs+$s"; rl=$((rl + l))
     wall perf record --call-graph dwarf -F 4000 -o "$work/p.data" "$prog" -n "$rounds" >>"$work/perf"
-    read -r s l < <(lost_of "$work/p.data"); ps=$((ps + s)); pl=$((pl + l))
+    read -r s l < <(lost_of "$work/p.data"); ps="$ps+$s"; pl=$((pl + l))
 done
 b=$(median <"$work/bare"); r=$(median <"$work/ruperf"); p=$(median <"$work/perf")
 ra=$(echo "$r - $b" | bc -l); pa=$(echo "$p - $b" | bc -l)
 echo "record --call-graph dwarf -F 4000 of $rounds rounds of work, $runs runs, medians"
 printf '  bare    %7.3f s\n' "$b"
-printf '  ruperf  %7.3f s  adds %6.3f s  %6d samples/run  %d lost in total\n' "$r" "$ra" $((rs / runs)) "$rl"
-printf '  perf    %7.3f s  adds %6.3f s  %6d samples/run  %d lost in total\n' "$p" "$pa" $((ps / runs)) "$pl"
+printf '  ruperf  %7.3f s  adds %6.3f s  samples per run %s  %d lost in total\n' "$r" "$ra" "${rs#0+}" "$rl"
+printf '  perf    %7.3f s  adds %6.3f s  samples per run %s  %d lost in total\n' "$p" "$pa" "${ps#0+}" "$pl"
 printf '  added time: ruperf x%.3f of perf'"'"'s\n' "$(echo "$ra / $pa" | bc -l)"

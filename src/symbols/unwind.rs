@@ -8,8 +8,10 @@
 //! - Each process gets a framehop unwinder whose modules are added lazily, as unwinding
 //!   reaches a mapping; it is rebuilt when the process's executable maps change.
 //! - Where a module has no CFI for an address, framehop's fallback follows the frame pointer.
-//! - Each distinct (process maps, registers, stack bytes) is unwound once: the result is kept
-//!   under a 128-bit hash of them.
+//! - Each distinct input is unwound once: a walk is remembered under (process, maps version,
+//!   ip, sp, bp) with the stack words it read, and a later sample whose dump holds the same
+//!   values at those words gets the same frames without a walk (exact, and a few compares
+//!   instead of hashing 8 KiB per sample).
 //! - Unwinding stops at the root, at a return address of 0, at the first stack read outside
 //!   the dump (counted as truncated when the dump was full), at a DSO replaced since the
 //!   recording, or after `max_stack` frames. It never panics on bad CFI or short stacks.
@@ -31,7 +33,7 @@ const REG_BP: u32 = 6;
 const REG_SP: u32 = 7;
 const REG_IP: u32 = 8;
 
-/// Distinct unwound stacks kept before the memo is cleared (bounds its memory).
+/// Walks remembered before the memo is cleared (bounds its memory).
 const MEMO_LIMIT: usize = 1 << 20;
 
 /// An executable mapping of the sampled process, as the unwinder needs it.
@@ -58,6 +60,9 @@ pub struct UnwindStats {
     pub no_regs: u64,
     /// The largest dump size seen (for the warning's advice).
     pub dump_size: u64,
+    /// Samples whose walk was not redone: same registers and maps, and the same values in
+    /// every stack word an earlier walk read.
+    pub reused: u64,
 }
 
 /// Where the unwinder finds DSOs.
@@ -69,6 +74,10 @@ pub struct DsoSource {
     pub build_ids: HashMap<String, String>,
     /// perf's build-id cache (`~/.debug`).
     pub debug_dir: Option<PathBuf>,
+    /// May use this process's own vdso image for `[vdso]` (the host is the recording's).
+    pub own_vdso: bool,
+    /// The recording's kernel release is the running one.
+    pub same_kernel: bool,
 }
 
 /// A DSO's unwind data, read once.
@@ -99,8 +108,9 @@ impl DsoUnwind {
 struct ProcUnwinder {
     version: u32,
     unwinder: UnwinderX86_64<Bytes>,
-    /// Map starts already added as modules (or known to have no usable DSO: `false`).
-    added: HashMap<u64, bool>,
+    /// Mappings already looked at: (start, end, usable); a handful per process, searched
+    /// linearly (cheaper than a map lookup per frame).
+    seen: Vec<(u64, u64, bool)>,
 }
 
 /// Unwinds the user stacks of samples, caching per DSO, per process and per distinct stack.
@@ -109,7 +119,8 @@ pub struct DwarfUnwinder {
     dsos: HashMap<String, Option<Arc<DsoUnwind>>>,
     procs: HashMap<i32, ProcUnwinder>,
     cache: CacheX86_64,
-    memo: HashMap<u128, (Arc<[u64]>, bool)>,
+    memo: HashMap<WalkKey, Vec<Walk>>,
+    memo_len: usize,
     stats: UnwindStats,
     max_stack: usize,
 }
@@ -149,27 +160,24 @@ fn reg(mask: u64, regs: &[u64], r: u32) -> Option<u64> {
     regs.get(idx).copied()
 }
 
-/// A 128-bit hash of the inputs that decide an unwinding's result (two multiply-xor lanes).
-fn stack_key(s: &StackSample<'_>) -> u128 {
-    let (mut a, mut b) = (0x9e37_79b9_7f4a_7c15u64, 0xc2b2_ae3d_27d4_eb4fu64);
-    let mut mix = |w: u64| {
-        a = (a ^ w).wrapping_mul(0x5851_f42d_4c95_7f2d).rotate_left(31);
-        b = (b.rotate_left(27) ^ w).wrapping_mul(0x1405_7b7e_f767_814f);
-    };
-    mix(s.pid as u32 as u64);
-    mix(u64::from(s.maps_version));
-    mix(s.regs_mask);
-    mix(s.stack.len() as u64);
-    s.regs.iter().for_each(|&r| mix(r));
-    let mut chunks = s.stack.chunks_exact(8);
-    for c in &mut chunks {
-        mix(u64::from_le_bytes(c.try_into().unwrap_or_default()));
-    }
-    let mut last = [0u8; 8];
-    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    mix(u64::from_le_bytes(last));
-    (u128::from(a) << 64) | u128::from(b)
+/// The stack word at `addr` of a dump starting at `sp`; None outside the dump.
+fn read_word(stack: &[u8], sp: u64, addr: u64) -> Option<u64> {
+    let at = usize::try_from(addr.checked_sub(sp)?).ok()?;
+    let b = stack.get(at..at.checked_add(8)?)?;
+    Some(u64::from_le_bytes(b.try_into().ok()?))
 }
+
+/// A walk remembered: the stack words it read (None: outside the dump) decide its result,
+/// together with the registers and maps of its key.
+struct Walk {
+    reads: Vec<(u64, Option<u64>)>,
+    dump: (u64, u64),
+    frames: Arc<[u64]>,
+    truncated: bool,
+}
+
+/// (pid, maps version, ip, sp, bp): framehop's x86_64 unwinding reads no other register.
+type WalkKey = (i32, u32, u64, u64, u64);
 
 impl DwarfUnwinder {
     /// An unwinder finding DSOs through `source`, keeping at most `max_stack` user frames.
@@ -180,6 +188,7 @@ impl DwarfUnwinder {
             procs: HashMap::new(),
             cache: CacheX86_64::new(),
             memo: HashMap::new(),
+            memo_len: 0,
             stats: UnwindStats::default(),
             max_stack,
         }
@@ -200,59 +209,78 @@ impl DwarfUnwinder {
     ) -> Arc<[u64]> {
         self.stats.samples += 1;
         self.stats.dump_size = self.stats.dump_size.max(s.stack_size);
-        let key = stack_key(s);
-        if let Some((frames, truncated)) = self.memo.get(&key) {
-            self.stats.truncated += u64::from(*truncated);
-            return frames.clone();
-        }
-        let (frames, truncated) = self.unwind_uncached(s, find_map);
-        self.stats.truncated += u64::from(truncated);
-        let frames: Arc<[u64]> = frames.into();
-        if self.memo.len() >= MEMO_LIMIT {
-            self.memo.clear();
-        }
-        self.memo.insert(key, (frames.clone(), truncated));
-        frames
-    }
-
-    fn unwind_uncached<'m>(
-        &mut self,
-        s: &StackSample<'_>,
-        find_map: &dyn Fn(u64) -> Option<MapRef<'m>>,
-    ) -> (Vec<u64>, bool) {
         let (Some(ip), Some(sp), Some(bp)) = (
             reg(s.regs_mask, s.regs, REG_IP),
             reg(s.regs_mask, s.regs, REG_SP),
             reg(s.regs_mask, s.regs, REG_BP),
         ) else {
             self.stats.no_regs += 1;
-            return (Vec::new(), false);
+            return Arc::from(Vec::new());
         };
+        // Each distinct input is walked once: a new sample reuses an earlier walk when every
+        // word that walk read holds the same value (a few compares, not a hash of the dump).
+        let key = (s.pid, s.maps_version, ip, sp, bp);
+        let dump = (s.stack.len() as u64, s.stack_size);
+        if let Some(walks) = self.memo.get(&key) {
+            let same = |w: &&Walk| {
+                w.dump == dump && w.reads.iter().all(|&(a, v)| read_word(s.stack, sp, a) == v)
+            };
+            if let Some(w) = walks.iter().find(same) {
+                self.stats.reused += 1;
+                self.stats.truncated += u64::from(w.truncated);
+                return w.frames.clone();
+            }
+        }
+        let (frames, reads, truncated) = self.walk(s, (ip, sp, bp), find_map);
+        self.stats.truncated += u64::from(truncated);
+        let frames: Arc<[u64]> = frames.into();
+        if self.memo_len >= MEMO_LIMIT {
+            self.memo.clear();
+            self.memo_len = 0;
+        }
+        let walks = self.memo.entry(key).or_default();
+        if walks.len() >= 8 {
+            walks.remove(0);
+            self.memo_len -= 1;
+        }
+        walks.push(Walk {
+            reads,
+            dump,
+            frames: frames.clone(),
+            truncated,
+        });
+        self.memo_len += 1;
+        frames
+    }
+
+    /// Walks the stack from (ip, sp, bp): the frames, the words read, and whether the walk
+    /// ran past a full dump.
+    #[allow(clippy::type_complexity)]
+    fn walk<'m>(
+        &mut self,
+        s: &StackSample<'_>,
+        (ip, sp, bp): (u64, u64, u64),
+        find_map: &dyn Fn(u64) -> Option<MapRef<'m>>,
+    ) -> (Vec<u64>, Vec<(u64, Option<u64>)>, bool) {
         let mut frames = vec![ip];
         let stack = s.stack;
         let stack_end = sp.saturating_add(stack.len() as u64);
         let mut past_end = false;
+        let mut reads = Vec::new();
         let mut read_stack = |addr: u64| -> Result<u64, ()> {
-            let off = addr.checked_sub(sp).ok_or(())?;
-            let at = usize::try_from(off).map_err(|_| ())?;
-            match stack.get(at..at.checked_add(8).ok_or(())?) {
-                Some(b) => Ok(u64::from_le_bytes(b.try_into().map_err(|_| ())?)),
-                None => {
-                    past_end |= addr >= stack_end;
-                    Err(())
-                }
-            }
+            let v = read_word(stack, sp, addr);
+            reads.push((addr, v));
+            past_end |= v.is_none() && addr >= stack_end;
+            v.ok_or(())
         };
         let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
         let mut addr = FrameAddress::from_instruction_pointer(ip);
-        self.proc_for(s.pid, s.maps_version);
+        // Taken out of the table for the walk: one lookup per sample, not per frame.
+        let mut p = self.take_proc(s.pid, s.maps_version);
         while frames.len() < self.max_stack {
-            if !self.ensure_module(s.pid, addr.address_for_lookup(), find_map) {
+            if !self.ensure_module(&mut p, addr.address_for_lookup(), find_map) {
                 break;
             }
-            let Some(p) = self.procs.get(&s.pid) else {
-                break;
-            };
             let next = p
                 .unwinder
                 .unwind_frame(addr, &mut regs, &mut self.cache, &mut read_stack);
@@ -267,21 +295,20 @@ impl DwarfUnwinder {
                 _ => break,
             }
         }
+        self.procs.insert(s.pid, p);
         let truncated = past_end && stack.len() as u64 >= s.stack_size && s.stack_size > 0;
-        (frames, truncated)
+        (frames, reads, truncated)
     }
 
-    fn proc_for(&mut self, pid: i32, version: u32) {
-        let stale = self.procs.get(&pid).is_none_or(|p| p.version != version);
-        if stale {
-            self.procs.insert(
-                pid,
-                ProcUnwinder {
-                    version,
-                    unwinder: UnwinderX86_64::new(),
-                    added: HashMap::new(),
-                },
-            );
+    /// The process's unwinder, removed from the table (new when its maps changed).
+    fn take_proc(&mut self, pid: i32, version: u32) -> ProcUnwinder {
+        match self.procs.remove(&pid) {
+            Some(p) if p.version == version => p,
+            _ => ProcUnwinder {
+                version,
+                unwinder: UnwinderX86_64::new(),
+                seen: Vec::new(),
+            },
         }
     }
 
@@ -289,22 +316,19 @@ impl DwarfUnwinder {
     /// the DSO is missing or was replaced since the recording (its CFI would be wrong).
     fn ensure_module<'m>(
         &mut self,
-        pid: i32,
+        p: &mut ProcUnwinder,
         addr: u64,
         find_map: &dyn Fn(u64) -> Option<MapRef<'m>>,
     ) -> bool {
+        if let Some(&(_, _, ok)) = p.seen.iter().find(|s| s.0 <= addr && addr < s.1) {
+            return ok;
+        }
         let Some(m) = find_map(addr) else {
             // Outside every known map (JIT code, a vdso without a copy): framehop falls back
             // to the frame pointer.
             return true;
         };
-        if let Some(&ok) = self.procs.get(&pid).and_then(|p| p.added.get(&m.start)) {
-            return ok;
-        }
         let dso = self.dso(m.path);
-        let Some(p) = self.procs.get_mut(&pid) else {
-            return false;
-        };
         let ok = match dso {
             Some(d) => {
                 let module = Module::new(
@@ -319,7 +343,7 @@ impl DwarfUnwinder {
             // Pseudo-files ([vdso], //anon, …) without a copy keep the frame-pointer fallback.
             None => !m.path.starts_with('/'),
         };
-        p.added.insert(m.start, ok);
+        p.seen.push((m.start, m.end, ok));
         ok
     }
 
@@ -351,9 +375,14 @@ impl DwarfUnwinder {
                 );
             }
         }
-        candidates
+        let want = wanted.map(String::as_str);
+        let found = candidates
             .iter()
-            .find_map(|c| read_unwind_sections(c, wanted.map(String::as_str)))
+            .find_map(|c| read_unwind_sections(c, want));
+        if found.is_none() && path == "[vdso]" && self.source.own_vdso {
+            return own_vdso(want, self.source.same_kernel);
+        }
+        found
     }
 }
 
@@ -363,6 +392,40 @@ fn read_unwind_sections(path: &Path, want: Option<&str>) -> Option<DsoUnwind> {
     let file = crate::sysroot::open_regular(path).ok()?;
     let cache = object::ReadCache::new(file);
     let obj = object::File::parse(&cache).ok()?;
+    unwind_sections(&obj, want)
+}
+
+/// The vdso image of this process, when the recording's vdso is the running kernel's (same
+/// build id, or none recorded and the same kernel release): read from /proc/self/mem, no
+/// unsafe code needed.
+fn own_vdso(want: Option<&str>, same_kernel: bool) -> Option<DsoUnwind> {
+    use std::io::{Read, Seek, SeekFrom};
+    if want.is_none() && !same_kernel {
+        return None;
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let line = maps.lines().find(|l| l.ends_with("[vdso]"))?;
+    let (s, e) = line.split_whitespace().next()?.split_once('-')?;
+    let (start, end) = (
+        u64::from_str_radix(s, 16).ok()?,
+        u64::from_str_radix(e, 16).ok()?,
+    );
+    let len = usize::try_from(end.checked_sub(start)?).ok()?;
+    if len > 1 << 20 {
+        return None;
+    }
+    let mut mem = std::fs::File::open("/proc/self/mem").ok()?;
+    mem.seek(SeekFrom::Start(start)).ok()?;
+    let mut image = vec![0u8; len];
+    mem.read_exact(&mut image).ok()?;
+    let obj = object::File::parse(&*image).ok()?;
+    unwind_sections(&obj, want)
+}
+
+fn unwind_sections<'d, R: object::ReadRef<'d>>(
+    obj: &object::File<'d, R>,
+    want: Option<&str>,
+) -> Option<DsoUnwind> {
     if let Some(want) = want {
         let have = obj.build_id().ok().flatten()?;
         let hex: String = have.iter().map(|b| format!("{b:02x}")).collect();
@@ -421,42 +484,42 @@ mod tests {
     }
 
     #[test]
-    fn keys_differ_with_any_input() {
-        let regs = [1u64; 20];
-        let stack = [7u8; 64];
-        let s = StackSample {
-            pid: 1,
-            maps_version: 1,
-            regs_mask: 0xff0fff,
-            regs: &regs,
-            stack: &stack,
-            stack_size: 64,
+    fn a_walk_is_reused_only_when_every_word_it_read_is_the_same() {
+        let mut u = DwarfUnwinder::new(DsoSource::default(), 127);
+        let none = |_: u64| None;
+        // No module: the frame-pointer fallback reads [bp] and [bp + 8].
+        let sp = 0x7ff0_0000u64;
+        let mut regs = vec![0u64; 20];
+        regs[8] = 0x401000;
+        regs[7] = sp;
+        regs[6] = sp + 0x20;
+        let mut stack = vec![0u8; 256];
+        // Frame at bp: saved bp pointing outside the dump, return address 0x402345.
+        stack[0x20..0x28].copy_from_slice(&(sp + 0x1000).to_le_bytes());
+        stack[0x28..0x30].copy_from_slice(&0x402345u64.to_le_bytes());
+        let mut sample = |stack: &[u8]| -> Vec<u64> {
+            let s = StackSample {
+                pid: 1,
+                maps_version: 1,
+                regs_mask: 0xff0fff,
+                regs: &regs,
+                stack,
+                stack_size: 256,
+            };
+            u.unwind(&s, &none).to_vec()
         };
-        let k = stack_key(&s);
-        let mut stack2 = stack;
-        stack2[63] = 8;
-        assert_ne!(
-            k,
-            stack_key(&StackSample {
-                stack: &stack2,
-                ..s
-            })
-        );
-        assert_ne!(k, stack_key(&StackSample { pid: 2, ..s }));
-        assert_ne!(
-            k,
-            stack_key(&StackSample {
-                maps_version: 2,
-                ..s
-            })
-        );
-        assert_ne!(
-            k,
-            stack_key(&StackSample {
-                stack: &stack[..63],
-                ..s
-            })
-        );
+        let first = sample(&stack);
+        assert_eq!(&first[..2], &[0x401000, 0x402344]);
+        // A word the walk did not read changes: reused.
+        stack[0x80] = 9;
+        let again = sample(&stack);
+        assert_eq!(again, first);
+        // The return address changes: walked again.
+        stack[0x28..0x30].copy_from_slice(&0x403000u64.to_le_bytes());
+        let other = sample(&stack);
+        assert_eq!(other[1], 0x402fff);
+        assert_eq!(u.stats().reused, 1);
+        assert_eq!(u.stats().samples, 3);
     }
 
     #[test]

@@ -235,6 +235,24 @@ fn c_without_frame_pointers_matches_perf() {
             ours["main"]
         );
         assert!(ours["descend"] > 3.0, "{recorder}'s file: descend {ours:?}");
+        // The other outputs carry the unwound frames too.
+        let folded = ruperf()
+            .args(["report", "--format", "folded", "-i"])
+            .arg(data)
+            .output()
+            .unwrap();
+        let folded = String::from_utf8_lossy(&folded.stdout);
+        assert!(folded.contains(";main;drive;hash_work "), "{folded}");
+        let json = ruperf()
+            .args(["report", "--json", "-i"])
+            .arg(data)
+            .output()
+            .unwrap();
+        let json = String::from_utf8_lossy(&json.stdout);
+        assert!(
+            json.contains("\"symbol\": \"descend\""),
+            "no descend in the JSON"
+        );
     }
 }
 
@@ -342,10 +360,10 @@ fn damaged_stack_dumps_never_panic() {
     let good = std::fs::read(&r.files[&("c", "ruperf")]).unwrap();
     let dir = scratch("dwarf-damaged");
     let mut x = 0x2545_f491_4f6c_dd1du64;
-    for round in 0..4 {
+    for round in 0..8 {
         let mut bytes = good.clone();
         // Scribble over many bytes past the header: registers, stack words, sizes.
-        for _ in 0..(500 << round) {
+        for _ in 0..(100 << round) {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;

@@ -471,7 +471,7 @@ impl Aggregator {
             return;
         };
         tot.samples += 1;
-        tot.period += s.period;
+        tot.period = tot.period.saturating_add(s.period);
         let comm = self.sample_comm(s);
         let mut frames = std::mem::take(&mut self.scratch);
         self.sample_frames(s, &mut frames);
@@ -500,7 +500,7 @@ impl Aggregator {
             });
         }
         let st = &mut self.p.stacks[idx as usize];
-        st.period += s.period;
+        st.period = st.period.saturating_add(s.period);
         st.samples += 1;
     }
 

@@ -55,7 +55,7 @@ impl Tree {
 
     fn insert(&mut self, path: impl Iterator<Item = u32>, w: u64) {
         let mut cur = 0usize;
-        self.nodes[0].hits += w;
+        self.nodes[0].hits = self.nodes[0].hits.saturating_add(w);
         for s in path {
             let found = self.nodes[cur]
                 .children
@@ -74,10 +74,10 @@ impl Tree {
                     id
                 }
             };
-            self.nodes[next].hits += w;
+            self.nodes[next].hits = self.nodes[next].hits.saturating_add(w);
             cur = next;
         }
-        self.nodes[cur].ends += w;
+        self.nodes[cur].ends = self.nodes[cur].ends.saturating_add(w);
     }
 
     fn export(&self, r: &Resolved, at: usize, min_hits: u64, total: u64) -> Vec<CallNode> {
@@ -199,10 +199,10 @@ pub(super) fn entries(
             pid: st.pid,
             tree: want_tree.then(Tree::new),
         });
-        a.self_period += st.period;
+        a.self_period = a.self_period.saturating_add(st.period);
         a.samples += st.samples;
         if children {
-            a.children_period += st.period;
+            a.children_period = a.children_period.saturating_add(st.period);
         }
         if let Some(t) = a.tree.as_mut() {
             match order {
@@ -238,7 +238,7 @@ pub(super) fn entries(
                 pid: st.pid,
                 tree: want_tree.then(Tree::new),
             });
-            a.children_period += st.period;
+            a.children_period = a.children_period.saturating_add(st.period);
             if let Some(t) = a.tree.as_mut() {
                 match order {
                     Order::Caller => t.insert(syms[..=i].iter().rev().copied(), st.period),

@@ -31,6 +31,9 @@ pub fn dso_source(cfg: &Config, meta: &Meta) -> DsoSource {
             .map(|b| (b.path.clone(), b.build_id.clone()))
             .collect(),
         debug_dir: std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".debug")),
+        own_vdso: cfg.sysroot.is_host(),
+        same_kernel: nix::sys::utsname::uname()
+            .is_ok_and(|u| meta.os_release.as_deref() == Some(&*u.release().to_string_lossy())),
     }
 }
 

@@ -242,13 +242,13 @@ fn section(r: &Report, s: &Section, out: &mut String) {
     out.push('\n');
 }
 
-/// perf's `-g folded`: each chain on one line after its percentage.
+/// perf's `-g folded`: each chain on one line after its percentage, largest first (as perf
+/// orders them).
 fn folded_chains(out: &mut String, roots: &[crate::app::report::callgraph::CallNode], total: u64) {
     fn walk(
         n: &crate::app::report::callgraph::CallNode,
         path: &mut Vec<String>,
-        out: &mut String,
-        total: u64,
+        lines: &mut Vec<(u64, String)>,
     ) {
         if n.inlined {
             path.push(format!("{} (inlined)", n.symbol));
@@ -256,17 +256,22 @@ fn folded_chains(out: &mut String, roots: &[crate::app::report::callgraph::CallN
             path.push(n.symbol.clone());
         }
         if n.ends > 0 {
-            let pct = n.ends as f64 * 100.0 / total.max(1) as f64;
-            let _ = writeln!(out, "{pct:.2}% {}", path.join(";"));
+            lines.push((n.ends, path.join(";")));
         }
         for c in &n.children {
-            walk(c, path, out, total);
+            walk(c, path, lines);
         }
         path.pop();
     }
     let mut path = Vec::new();
+    let mut lines = Vec::new();
     for r in roots {
-        walk(r, &mut path, out, total);
+        walk(r, &mut path, &mut lines);
+    }
+    lines.sort_by_key(|l| std::cmp::Reverse(l.0));
+    for (ends, chain) in lines {
+        let pct = ends as f64 * 100.0 / total.max(1) as f64;
+        let _ = writeln!(out, "{pct:.2}% {chain}");
     }
     out.push('\n');
 }
