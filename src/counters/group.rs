@@ -467,6 +467,71 @@ enum Opened {
     Retry,
 }
 
+/// Why a counter is not opened at all, before any system call: an event resolved under
+/// --sysroot (a sysfs PMU's type number or a tracepoint's id there describes the fake tree,
+/// not this kernel, so opening it would count whatever host event has that number), or a
+/// group whose leader could not be opened.
+fn refused_before_open(
+    spec: &EventSpec,
+    leader: Option<&Counter>,
+    root: &Sysroot,
+) -> Option<String> {
+    if !root.is_host() && matches!(spec.class, EventClass::Pmu | EventClass::Tracepoint) {
+        return Some(format!(
+            "{}: read from --sysroot {}, whose PMU types and tracepoint ids are not this \
+             kernel's; not counted on this host",
+            spec.name,
+            root.root().display()
+        ));
+    }
+    match leader.map(|l| (&l.status, &l.spec.name)) {
+        Some((OpenStatus::NotSupported(why), name)) => {
+            Some(format!("group leader {name} is not supported: {why}"))
+        }
+        _ => None,
+    }
+}
+
+/// What to do after perf_event_open failed on one slot.
+enum AfterError {
+    /// Kernel profiling was refused: retry user-space only, as perf does (`name:u`).
+    UserOnly,
+    /// The thread exited between listing and opening.
+    SkipThread,
+    /// A member was refused because its leader's thread exited (ENODEV) or its context moved
+    /// (EINVAL) since the leader was opened: open the whole group again.
+    ReopenGroup,
+    /// A real failure: classify it.
+    Fail,
+}
+
+fn after_open_error(
+    e: &std::io::Error,
+    spec: &EventSpec,
+    member: bool,
+    ctx: &OpenCtx<'_>,
+    nothing_open_yet: bool,
+    slots: &[(i32, i32)],
+) -> AfterError {
+    let code = e.raw_os_error();
+    let refused = matches!(code, Some(libc::EACCES) | Some(libc::EPERM));
+    if refused && !spec.explicit_privilege && !spec.exclude_kernel && nothing_open_yet {
+        return AfterError::UserOnly;
+    }
+    let running_process = matches!(ctx.target, Target::Pids(_));
+    if member
+        && running_process
+        && ctx.may_retry
+        && matches!(code, Some(libc::EINVAL) | Some(libc::ENODEV))
+    {
+        return AfterError::ReopenGroup;
+    }
+    if code == Some(libc::ESRCH) && running_process && slots.len() > 1 {
+        return AfterError::SkipThread;
+    }
+    AfterError::Fail
+}
+
 fn open_counter(
     spec: &EventSpec,
     member: bool,
@@ -496,30 +561,9 @@ fn open_counter(
         cpus: Vec::new(),
         pids: Vec::new(),
     };
-    // A sysfs PMU's type number or a tracepoint's id read under --sysroot describes the fake
-    // tree, not this kernel: opening it here would count whatever host event has that number.
-    if !root.is_host() && matches!(spec.class, EventClass::Pmu | EventClass::Tracepoint) {
+    if let Some(why) = refused_before_open(spec, leader, root) {
         let attr = counting_attr(spec, target, member, opts);
-        return Ok(Opened::Counter(Box::new(not_supported(
-            spec,
-            attr,
-            format!(
-                "{}: read from --sysroot {}, whose PMU types and tracepoint ids are not this \
-                 kernel's; not counted on this host",
-                spec.name,
-                root.root().display()
-            ),
-        ))));
-    }
-    if let Some(l) = leader {
-        if let OpenStatus::NotSupported(why) = &l.status {
-            let attr = counting_attr(spec, target, member, opts);
-            return Ok(Opened::Counter(Box::new(not_supported(
-                spec,
-                attr,
-                format!("group leader {} is not supported: {why}", l.spec.name),
-            ))));
-        }
+        return Ok(Opened::Counter(Box::new(not_supported(spec, attr, why))));
     }
     // A group member opens exactly where its leader did, descriptor for descriptor: listing the
     // threads again could give another list (threads come and go) and pair a member with
@@ -556,45 +600,30 @@ fn open_counter(
                 pids.push(pid);
                 i += 1;
             }
-            Err(e) => {
-                let code = e.raw_os_error();
-                let refused = matches!(code, Some(libc::EACCES) | Some(libc::EPERM));
-                // Like perf: when kernel profiling is refused, retry user-space only as `name:u`.
-                if refused && !spec.explicit_privilege && !spec.exclude_kernel && fds.is_empty() {
+            Err(e) => match after_open_error(&e, &spec, member, ctx, fds.is_empty(), &slot_list) {
+                AfterError::UserOnly => {
                     spec = spec.user_only();
                     attr = counting_attr(&spec, target, member, opts);
-                    continue;
                 }
-                // On a running process, a member refused because its leader's thread exited
-                // (ENODEV) or its context moved (EINVAL) since the leader was opened: open the
-                // group again. A thread that exited before its own open is skipped.
-                let running_process = matches!(target, Target::Pids(_));
-                if member
-                    && running_process
-                    && ctx.may_retry
-                    && matches!(code, Some(libc::EINVAL) | Some(libc::ENODEV))
-                {
-                    return Ok(Opened::Retry);
-                }
-                if code == Some(libc::ESRCH) && running_process && slot_list.len() > 1 {
-                    i += 1;
-                    continue;
-                }
-                let what = match target {
-                    Target::Cpus(_) => format!("CPU {cpu}"),
-                    _ if pid > 0 => format!("pid {pid}"),
-                    _ => target_desc.to_string(),
-                };
-                if code == Some(libc::ESRCH) {
-                    return Err(Error::NoSuchProcess(pid));
-                }
-                return match classify_open_error(&spec.name, &e, root, &what) {
-                    OpenFailure::NotSupported(why) => {
-                        Ok(Opened::Counter(Box::new(not_supported(&spec, attr, why))))
+                AfterError::SkipThread => i += 1,
+                AfterError::ReopenGroup => return Ok(Opened::Retry),
+                AfterError::Fail => {
+                    let what = match target {
+                        Target::Cpus(_) => format!("CPU {cpu}"),
+                        _ if pid > 0 => format!("pid {pid}"),
+                        _ => target_desc.to_string(),
+                    };
+                    if e.raw_os_error() == Some(libc::ESRCH) {
+                        return Err(Error::NoSuchProcess(pid));
                     }
-                    OpenFailure::Fatal(err) => Err(err),
-                };
-            }
+                    return match classify_open_error(&spec.name, &e, root, &what) {
+                        OpenFailure::NotSupported(why) => {
+                            Ok(Opened::Counter(Box::new(not_supported(&spec, attr, why))))
+                        }
+                        OpenFailure::Fatal(err) => Err(err),
+                    };
+                }
+            },
         }
     }
     if fds.is_empty() {
