@@ -248,3 +248,46 @@ fn energy_profiles_carry_nanojoules_that_go_pprof_ranks_like_the_report() {
     assert!(raw.contains("energy/nanojoules"), "{raw}");
     assert!(raw.contains("an estimate"), "{raw}");
 }
+
+/// Inline frames reach pprof as several lines of one location (innermost first, as
+/// profile.proto orders them), and functions carry their source file and line from DWARF.
+#[test]
+fn inline_frames_are_lines_of_one_location() {
+    require!(
+        have_go(),
+        "`go` (Debian's golang-go) is needed for go tool pprof"
+    );
+    let dir = scratch("pprof-inline");
+    let exe = dir.join("inline_hot");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/inline_hot.c");
+    let built = Command::new("cc")
+        .args(["-O2", "-g", "-fno-omit-frame-pointer", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .expect("cc");
+    assert!(built.success());
+    let data = dir.join("perf.data");
+    ruperf()
+        .args(["record", "-e", "cpu-clock", "-F", "2000", "-g", "-o"])
+        .arg(&data)
+        .arg(&exe)
+        .arg("150000000")
+        .assert()
+        .success();
+    let pb = dir.join("profile.pb.gz");
+    ruperf()
+        .args(["report", "--format", "pprof", "-o"])
+        .arg(&pb)
+        .arg("-i")
+        .arg(&data)
+        .assert()
+        .success();
+    let raw = go_pprof(&["-raw"], &pb);
+    let lines: Vec<&str> = raw.lines().collect();
+    // `N: 0xADDR M=1 mix inline_hot.c:LINE s=0` followed by the caller on its own line.
+    let inlined = lines.windows(2).any(|w| {
+        w[0].contains(" mix inline_hot.c:") && w[1].trim_start().starts_with("work inline_hot.c:")
+    });
+    assert!(inlined, "no location with mix inlined into work:\n{raw}");
+}

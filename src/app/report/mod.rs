@@ -313,7 +313,8 @@ pub fn wanted(cfg: &Config, meta: &Meta) -> srcinfo::Wanted {
     srcinfo::Wanted {
         inline: cfg.inline && chains && !flat,
         leaves_only: flat || !chains,
-        srcline: cfg.sort.contains(&SortKey::Srcline),
+        // pprof's locations carry line numbers and its functions their source files.
+        srcline: cfg.sort.contains(&SortKey::Srcline) || cfg.format == Format::Pprof,
     }
 }
 

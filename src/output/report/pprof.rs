@@ -223,23 +223,49 @@ impl Strings {
     }
 }
 
-/// One source line a location stands for: a symbol (index into `Resolved::syms`) and a line
-/// number (0 when unknown). A location lists them innermost inlined function first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One source line a location stands for: a symbol (index into `Resolved::syms`), a line
+/// number (0 when unknown) and the source file when DWARF names it. A location lists them
+/// innermost inlined function first, its own (symbol-table) function last, as profile.proto
+/// wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameLine {
     /// Symbol id.
     pub sym: u32,
     /// Line number, 0 when unknown.
     pub line: u64,
+    /// Source file, when known.
+    pub file: Option<String>,
 }
 
-/// The lines of one frame, innermost first. Today the symbolizer gives one symbol per
-/// address, so this is one line; inlined frames become more entries here.
+/// `file:LINE` as the source-line table spells it; anything else (`sym+0x12`, `??:0`) names
+/// no line.
+fn split_srcline(text: &str) -> Option<(&str, u64)> {
+    let (file, line) = text.rsplit_once(':')?;
+    let line = line.parse::<u64>().ok().filter(|&l| l > 0)?;
+    Some((file, line))
+}
+
+/// The lines of one frame, innermost first: the functions inlined at its address (when the
+/// report read inline frames), then its own function. The innermost gets the frame's source
+/// line; the callers it was inlined into get 0 (their call-site lines are not kept).
 pub fn frame_lines(r: &Resolved, frame: u32) -> Vec<FrameLine> {
-    vec![FrameLine {
-        sym: r.frame_sym[frame as usize],
-        line: 0,
-    }]
+    let (mut syms, mut lines) = (Vec::new(), Vec::new());
+    r.expand(&[frame], &mut syms, &mut lines);
+    let src = (!r.src.frame_line.is_empty())
+        .then(|| lines.first().and_then(|&id| split_srcline(r.srcline(id))))
+        .flatten();
+    syms.iter()
+        .enumerate()
+        .map(|(k, &sym)| FrameLine {
+            sym,
+            line: if k == 0 { src.map_or(0, |s| s.1) } else { 0 },
+            file: if k == 0 {
+                src.map(|s| s.0.to_string())
+            } else {
+                None
+            },
+        })
+        .collect()
 }
 
 /// The sample type of `report --energy`'s weights.
@@ -378,6 +404,8 @@ fn add_locations(r: &Resolved, used: &[bool], s: &mut Strings, p: &mut proto::Pr
     // Per object: the address range its used frames cover.
     let mut ranges: Vec<Option<(u64, u64)>> = vec![None; r.profile.dsos.len()];
     let mut funcs: Vec<Option<u32>> = vec![None; r.syms.len()];
+    // Per function: its source file, when DWARF named one.
+    let mut files: Vec<Option<String>> = vec![None; r.syms.len()];
     // Per object: (any line number known, any inlined frame).
     let mut detail = vec![(false, false); r.profile.dsos.len()];
     for (i, f) in r.profile.frames.iter().enumerate() {
@@ -401,6 +429,9 @@ fn add_locations(r: &Resolved, used: &[bool], s: &mut Strings, p: &mut proto::Pr
         };
         for l in &lines {
             funcs[l.sym as usize] = Some(f.dso);
+            if let Some(file) = &l.file {
+                files[l.sym as usize].get_or_insert_with(|| file.clone());
+            }
         }
         p.location.push(proto::Location {
             id: i as u64 + 1,
@@ -420,12 +451,15 @@ fn add_locations(r: &Resolved, used: &[bool], s: &mut Strings, p: &mut proto::Pr
         let Some(dso) = *dso else { continue };
         let info = &r.syms[sym];
         let name = s.id(&info.name);
-        let file = r
-            .profile
-            .dsos
-            .get(dso as usize)
-            .filter(|_| dso != DSO_UNKNOWN)
-            .map_or(0, |path| s.id(path));
+        let file = match &files[sym] {
+            Some(f) => s.id(f),
+            None => r
+                .profile
+                .dsos
+                .get(dso as usize)
+                .filter(|_| dso != DSO_UNKNOWN)
+                .map_or(0, |path| s.id(path)),
+        };
         p.function.push(proto::Function {
             id: sym as u64 + 1,
             name,
