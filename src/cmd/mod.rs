@@ -6,6 +6,7 @@
 pub mod completions;
 pub mod list;
 pub mod record;
+pub mod record_opts;
 pub mod report;
 pub mod stat;
 pub mod test;

@@ -28,14 +28,14 @@ pub struct RecordArgs {
     /// the machine has no cycles counter
     #[arg(short = 'e', long = "event", value_name = "EVENT")]
     pub events: Vec<String>,
-    /// Sample this many times per second
+    /// Sample this many times per second (`max`: kernel.perf_event_max_sample_rate)
     #[arg(
         short = 'F',
         long = "freq",
         value_name = "HZ",
         conflicts_with = "count"
     )]
-    pub freq: Option<u64>,
+    pub freq: Option<String>,
     /// Sample once every PERIOD events instead of at a frequency
     #[arg(short = 'c', long = "count", value_name = "PERIOD")]
     pub count: Option<u64>,
@@ -78,12 +78,11 @@ pub struct RecordArgs {
         default_value = "perf.data"
     )]
     pub output: PathBuf,
+    /// The options perf users type every day (filters, extra sample fields, delays).
+    #[command(flatten)]
+    pub more: super::record_opts::MoreRecordArgs,
     /// Command to run and record
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
 
@@ -119,11 +118,16 @@ impl RecordArgs {
         } else {
             self.events.clone()
         };
-        let events = parse_sample_events(&list, root)?;
-        let period = match (self.count, self.freq) {
+        let (events, extra) = super::record_opts::events_and_extra(&list, &self.more, root)?;
+        let explicit = self.count.is_some() || self.freq.is_some();
+        let period = match (self.count, &self.freq) {
             (Some(c), _) => Period::Count(c),
-            (None, Some(f)) => Period::Frequency(f),
+            (None, Some(f)) => Period::Frequency(super::record_opts::parse_freq(f, root)?),
             (None, None) => Period::Frequency(4000),
+        };
+        let extra = record::options::Extra {
+            period_explicit: explicit,
+            ..extra
         };
         Ok(RecordConfig {
             events,
@@ -135,13 +139,14 @@ impl RecordArgs {
             mmap_pages: self.mmap_pages,
             output: self.output,
             cmdline: std::env::args().collect(),
+            extra,
         })
     }
 }
 
 /// Resolves `-e` arguments into sampling events. Energy readings cannot be sampled, and
 /// braced groups are sampled as separate events.
-fn parse_sample_events(args: &[String], root: &Sysroot) -> Result<Vec<SampleEvent>> {
+pub(crate) fn parse_sample_events(args: &[String], root: &Sysroot) -> Result<Vec<SampleEvent>> {
     let list = event::parse_event_args(args, root)?;
     if let Some(name) = list.energy().next() {
         return Err(Error::Usage(format!(

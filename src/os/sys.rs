@@ -103,6 +103,16 @@ pub fn set_output(fd: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> 
     Ok(())
 }
 
+/// PERF_EVENT_IOC_SET_FILTER: a tracepoint filter (ftrace's filter syntax).
+pub fn set_filter(fd: BorrowedFd<'_>, filter: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: SET_FILTER reads a NUL-terminated string through the pointer, which borrows
+    // `filter` for the duration of the call; fd is a live descriptor.
+    check(unsafe {
+        perf_event_open_sys::ioctls::SET_FILTER(fd.as_raw_fd(), filter.as_ptr() as *mut _)
+    } as _)?;
+    Ok(())
+}
+
 /// Reads a counter into `buf` (at most 32 words): the u64 words the kernel wrote for the
 /// event's read_format, e.g. value, time_enabled, time_running[, id].
 pub fn read_words<'a>(fd: BorrowedFd<'_>, buf: &'a mut [u64]) -> io::Result<&'a [u64]> {

@@ -9,4 +9,5 @@ pub mod buildid;
 pub mod features;
 pub mod reader;
 pub mod synth;
+pub mod tracing;
 pub mod writer;

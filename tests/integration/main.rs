@@ -17,3 +17,4 @@ mod roundtrip;
 mod selftest;
 mod stat;
 mod stat_energy;
+mod tracepoints;

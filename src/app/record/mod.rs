@@ -28,6 +28,8 @@ use crate::perfdata::synth::{self, IdTrailer};
 use crate::perfdata::writer::{FileAttr, Writer};
 use crate::sysroot::Sysroot;
 
+pub mod options;
+
 /// How often samples are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Period {
@@ -71,6 +73,8 @@ pub struct RecordConfig {
     pub output: PathBuf,
     /// ruperf's own command line, stored in the file.
     pub cmdline: Vec<String>,
+    /// Options perf users type every day (tracepoint period, filters, extra sample fields).
+    pub extra: crate::app::record::options::Extra,
 }
 
 /// Counters shown while recording and in the summary.
@@ -153,7 +157,7 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
         let a = &mut ev.attr;
         a.size = std::mem::size_of::<sys::Attr>() as u32;
         a.sample_type = st;
-        match cfg.period {
+        match options::event_period(cfg, ev_is_tracepoint(a)) {
             Period::Frequency(f) => {
                 a.set_freq(1);
                 a.__bindgen_anon_1.sample_freq = f;
@@ -181,7 +185,12 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
         a.set_task(tracking);
         a.set_watermark(1);
         a.__bindgen_anon_2.wakeup_watermark = (data_bytes / 4).max(1) as u32;
+        options::apply(&cfg.extra, a, i);
     }
+}
+
+fn ev_is_tracepoint(a: &sys::Attr) -> bool {
+    a.type_ == b::PERF_TYPE_TRACEPOINT
 }
 
 fn open_error(cfg_events: &[SampleEvent], e: &OpenError, root: &Sysroot, pages: usize) -> Error {
@@ -612,6 +621,7 @@ pub fn run(
         Err(e) => return Err(open_error(&events, &e, root, cfg.mmap_pages)),
     };
 
+    options::set_filters(&cfg.extra, &sampler)?;
     let opened = sampler.events();
     let file_attrs: Vec<FileAttr> = opened
         .iter()
@@ -866,6 +876,9 @@ fn feature_sections(
         })
         .collect();
     out.push((feat::EVENT_DESC, feat::event_desc(&descs)));
+    if let Some(td) = options::tracing_data(root, s.sampler.events()) {
+        out.push((feat::TRACING_DATA, td));
+    }
 
     let mut ids = Vec::new();
     if kernel_mapped && s.tally.kernel_hit {

@@ -348,6 +348,7 @@ fn record_busy_shell(
         mmap_pages: 64,
         output: out.to_path_buf(),
         cmdline: vec!["ruperf".into(), "test".into()],
+        extra: Default::default(),
     };
     record::run(&cfg, &c.root, &mut |_| {})
 }
