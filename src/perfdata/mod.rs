@@ -9,5 +9,6 @@ pub mod buildid;
 pub mod features;
 pub mod reader;
 pub mod synth;
+pub mod tracefmt;
 pub mod tracing;
 pub mod writer;

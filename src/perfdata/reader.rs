@@ -35,6 +35,7 @@ pub const HEADER_SIZE: u64 = 104;
 const FEATURE_BITS: usize = 256;
 /// Feature numbers (`enum perf_header_feature` in perf's header.h).
 mod feat {
+    pub const TRACING_DATA: usize = 1;
     pub const BUILD_ID: usize = 2;
     pub const HOSTNAME: usize = 3;
     pub const OSRELEASE: usize = 4;
@@ -117,6 +118,9 @@ pub struct Meta {
     pub data_size: u64,
     /// True when the file was cut short (killed recorder, truncated copy, corruption).
     pub truncated: bool,
+    /// The HEADER_TRACING_DATA section (tracepoint formats), when recorded.
+    #[serde(skip)]
+    pub tracing_data: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// A sample, borrowed from the reader for the duration of one callback.
@@ -140,6 +144,10 @@ pub struct Sample<'a> {
     pub kernel: bool,
     /// The raw call chain, context markers included; empty when not recorded.
     pub callchain: &'a [u64],
+    /// PERF_SAMPLE_ADDR (0 when not recorded).
+    pub addr: u64,
+    /// PERF_SAMPLE_RAW: a tracepoint's fields (empty when not recorded).
+    pub raw: &'a [u8],
 }
 
 /// A new or replaced memory mapping.
@@ -727,6 +735,7 @@ impl Recording {
                     let wanted = matches!(
                         bit,
                         feat::BUILD_ID
+                            | feat::TRACING_DATA
                             | feat::HOSTNAME
                             | feat::OSRELEASE
                             | feat::VERSION
@@ -892,6 +901,7 @@ impl Recording {
                 .unwrap_or_default(),
             data_size: data_end - data_off,
             truncated,
+            tracing_data: section(feat::TRACING_DATA).map(|b| std::sync::Arc::new(b.to_vec())),
         };
         Ok(Recording {
             meta,
@@ -903,6 +913,11 @@ impl Recording {
             formats,
             chain: Vec::new(),
         })
+    }
+
+    /// The sample_type of event `index` (0 when out of range).
+    pub fn sample_type(&self, index: usize) -> u64 {
+        self.formats.get(index).map_or(0, |f| f.0)
     }
 
     /// The file's description of itself.
@@ -990,6 +1005,8 @@ impl Recording {
                     ip: d.ip,
                     kernel: matches!(raw.misc & 7, 1 | 4),
                     callchain: &self.chain,
+                    addr: d.addr,
+                    raw: body.get(d.raw.clone()).unwrap_or(&[]),
                 }));
                 continue;
             }
@@ -1062,6 +1079,8 @@ struct Decoded {
     time: u64,
     cpu: Option<u32>,
     period: Option<u64>,
+    addr: u64,
+    raw: std::ops::Range<usize>,
 }
 
 /// Decodes a PERF_RECORD_SAMPLE body up to its call chain (into `chain`); `None` when the
@@ -1095,7 +1114,7 @@ fn decode_sample(b: &[u8], st: u64, rf: u64, big: bool, chain: &mut Vec<u64>) ->
         d.time = u64_at(&mut pos)?;
     }
     if has(8) {
-        u64_at(&mut pos)?; // ADDR
+        d.addr = u64_at(&mut pos)?;
     }
     if has(0x40) {
         u64_at(&mut pos)?; // ID
@@ -1130,6 +1149,15 @@ fn decode_sample(b: &[u8], st: u64, rf: u64, big: bool, chain: &mut Vec<u64>) ->
         let bytes = usize::try_from(nr.checked_mul(8)?).ok()?;
         let s = b.get(pos..pos.checked_add(bytes)?)?;
         chain.extend(s.chunks_exact(8).map(|c| rd_u64(c, big)));
+        pos += bytes;
+    }
+    if has(0x400) {
+        // RAW: u32 size, then the bytes (padded so the record stays 8-byte aligned).
+        let n = rd_u32(b.get(pos..pos + 4)?, big) as usize;
+        let start = pos + 4;
+        if start.checked_add(n)? <= b.len() {
+            d.raw = start..start + n;
+        }
     }
     Some(d)
 }

@@ -14,6 +14,7 @@ mod list;
 mod record;
 mod report;
 mod roundtrip;
+mod script;
 mod selftest;
 mod stat;
 mod stat_energy;
