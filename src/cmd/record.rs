@@ -70,14 +70,10 @@ pub struct RecordArgs {
         default_value_t = 128
     )]
     pub mmap_pages: usize,
-    /// Output file (an existing one is renamed FILE.old)
-    #[arg(
-        short = 'o',
-        long = "output",
-        value_name = "FILE",
-        default_value = "perf.data"
-    )]
-    pub output: PathBuf,
+    /// Output file (an existing one is renamed FILE.old); `-` writes perf's pipe format to
+    /// standard output [default: perf.data, or `-` when standard output is a pipe]
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// The options perf users type every day (filters, extra sample fields, delays).
     #[command(flatten)]
     pub more: super::record_opts::MoreRecordArgs,
@@ -137,11 +133,18 @@ impl RecordArgs {
             target,
             command: self.command,
             mmap_pages: self.mmap_pages,
-            output: self.output,
+            output: self.output.unwrap_or_else(default_output),
             cmdline: std::env::args().collect(),
             extra,
         })
     }
+}
+
+/// perf's default: a pipe stream when standard output is a pipe, else `perf.data`.
+fn default_output() -> PathBuf {
+    use std::os::unix::fs::FileTypeExt;
+    let fifo = std::fs::metadata("/dev/stdout").is_ok_and(|m| m.file_type().is_fifo());
+    PathBuf::from(if fifo { "-" } else { "perf.data" })
 }
 
 /// Resolves `-e` arguments into sampling events. Energy readings cannot be sampled, and

@@ -7,6 +7,7 @@
 
 pub mod buildid;
 pub mod features;
+pub mod pipe;
 pub mod reader;
 pub mod synth;
 pub mod tracefmt;

@@ -608,6 +608,9 @@ impl Recording {
     /// perf.data, or whose header or attributes are unusable, is [`Error::Data`]. Damage the
     /// reader can work around (a cut data section, bad feature sections) becomes a warning.
     pub fn open(path: &Path) -> Result<Recording> {
+        if let Some(r) = super::pipe::open_stream(path)? {
+            return Ok(r);
+        }
         let mut file =
             match File::open(path) {
                 Ok(f) => f,
@@ -913,6 +916,13 @@ impl Recording {
             formats,
             chain: Vec::new(),
         })
+    }
+
+    /// Names the recording after where it came from (a pipe stream read through a spool
+    /// file), with a warning about the stream if any.
+    pub(crate) fn set_source(&mut self, path: &Path, warning: Option<String>) {
+        self.meta.path = path.to_path_buf();
+        self.warnings.extend(warning);
     }
 
     /// The sample_type of event `index` (0 when out of range).

@@ -11,6 +11,7 @@ mod cli;
 mod docs;
 mod energy;
 mod list;
+mod pipe;
 mod record;
 mod report;
 mod roundtrip;

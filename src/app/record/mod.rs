@@ -638,11 +638,7 @@ pub fn run(
             .copied()
             .unwrap_or(0),
     };
-    let file = create_output(&cfg.output)?;
-    let writer = Writer::new(file, &file_attrs).map_err(|e| Error::CantCreate {
-        path: cfg.output.clone(),
-        source: e,
-    })?;
+    let writer = options::open_writer(cfg, root, &file_attrs, opened, create_output)?;
     let mut s = Session {
         sampler,
         writer: Some(writer),

@@ -121,3 +121,42 @@ pub fn tracing_data(root: &Sysroot, events: &[OpenedEvent]) -> Option<Vec<u8>> {
     }
     crate::perfdata::tracing::build(&tracing_dir(root)?, &tps).ok()
 }
+
+/// Opens the output: perf.data (through `create`, which moves an old file aside) or, for
+/// `-o -`, a pipe-mode stream on standard output that starts with the attributes, names and
+/// tracing data.
+pub fn open_writer(
+    cfg: &RecordConfig,
+    root: &Sysroot,
+    attrs: &[crate::perfdata::writer::FileAttr],
+    opened: &[OpenedEvent],
+    create: fn(&Path) -> Result<std::fs::File>,
+) -> Result<crate::perfdata::writer::Writer> {
+    use crate::perfdata::writer::Writer;
+    if cfg.output == Path::new("-") {
+        let fd = std::io::stdout()
+            .as_fd_owned()
+            .map_err(|e| Error::io("cannot use standard output for -o -", e))?;
+        let names: Vec<&str> = opened.iter().map(|e| e.name.as_str()).collect();
+        let td = tracing_data(root, opened);
+        let start = crate::perfdata::pipe::header_records(attrs, &names, td.as_deref());
+        return Writer::new_pipe(std::fs::File::from(fd), &start)
+            .map_err(|e| Error::io("writing the pipe stream to standard output", e));
+    }
+    let file = create(&cfg.output)?;
+    Writer::new(file, attrs).map_err(|e| Error::CantCreate {
+        path: cfg.output.clone(),
+        source: e,
+    })
+}
+
+trait AsFdOwned {
+    fn as_fd_owned(&self) -> std::io::Result<std::os::fd::OwnedFd>;
+}
+
+impl AsFdOwned for std::io::Stdout {
+    fn as_fd_owned(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        self.as_fd().try_clone_to_owned()
+    }
+}
