@@ -113,38 +113,6 @@ impl ScriptArgs {
     }
 }
 
-/// Streams the samples of `cfg` to `w`, as perf script prints them; returns the warnings.
-pub fn stream(cfg: &Config, header: bool, w: &mut dyn Write) -> Result<Vec<String>> {
-    let rec = script::open(cfg)?;
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 17);
-    if header {
-        out::header(&mut buf, rec.meta());
-    }
-    let mut io_err: Option<std::io::Error> = None;
-    let outcome = script::run(cfg, rec, &mut |line| {
-        out::sample(&mut buf, line);
-        if buf.len() >= 1 << 16 {
-            if let Err(e) = w.write_all(&buf) {
-                io_err = Some(e);
-                return false;
-            }
-            buf.clear();
-        }
-        true
-    })?;
-    if io_err.is_none() {
-        if let Err(e) = w.write_all(&buf).and_then(|_| w.flush()) {
-            io_err = Some(e);
-        }
-    }
-    match io_err {
-        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::io("writing the script output", e))
-        }
-        _ => Ok(outcome.warnings),
-    }
-}
-
 /// Runs `ruperf script`.
 pub fn run(args: ScriptArgs, g: &Globals) -> Result<i32> {
     let (header, header_only, dump) = (args.header, args.header_only, args.dump_raw);
@@ -160,7 +128,7 @@ pub fn run(args: ScriptArgs, g: &Globals) -> Result<i32> {
     } else if dump {
         crate::app::script::dump::dump(&cfg.input, &mut lock)?
     } else {
-        stream(&cfg, header, &mut lock)?
+        out::stream(&cfg, header, &mut lock)?
     };
     let mut err = std::io::stderr().lock();
     for w in warnings {

@@ -263,3 +263,23 @@ fn raw_dump_shows_every_record() {
     let first_diff = a.iter().zip(&b).find(|(x, y)| x != y);
     assert!(first_diff.is_none(), "{first_diff:?}");
 }
+
+#[test]
+fn report_format_script_is_the_script_renderer() {
+    require!(have_perf(), "perf is not installed");
+    let dir = scratch("script-report");
+    let hot = workload("hot");
+    let f = perf_record(
+        &dir,
+        "p.data",
+        &["-g", "-e", "cpu-clock"],
+        &[hot.to_str().unwrap(), "0.1"],
+    );
+    let rep = ruperf()
+        .args(["report", "--format", "script", "-i"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(rep.status.success());
+    assert_eq!(String::from_utf8_lossy(&rep.stdout), ours(&f, &[]));
+}

@@ -135,3 +135,39 @@ pub fn header(out: &mut Vec<u8>, m: &Meta) {
     }
     out.extend_from_slice(b"# ========\n#\n");
 }
+
+/// Streams the samples of `cfg` to `w`, as perf script prints them; returns the warnings.
+pub fn stream(
+    cfg: &crate::app::script::Config,
+    with_header: bool,
+    w: &mut dyn Write,
+) -> crate::error::Result<Vec<String>> {
+    let rec = crate::app::script::open(cfg)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 17);
+    if with_header {
+        header(&mut buf, rec.meta());
+    }
+    let mut io_err: Option<std::io::Error> = None;
+    let outcome = crate::app::script::run(cfg, rec, &mut |line| {
+        sample(&mut buf, line);
+        if buf.len() >= 1 << 16 {
+            if let Err(e) = w.write_all(&buf) {
+                io_err = Some(e);
+                return false;
+            }
+            buf.clear();
+        }
+        true
+    })?;
+    if io_err.is_none() {
+        if let Err(e) = w.write_all(&buf).and_then(|_| w.flush()) {
+            io_err = Some(e);
+        }
+    }
+    match io_err {
+        Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(crate::error::Error::io("writing the script output", e))
+        }
+        _ => Ok(outcome.warnings),
+    }
+}
