@@ -168,8 +168,12 @@ pub(crate) fn parse_sample_events(args: &[String], root: &Sysroot) -> Result<Vec
 
 /// Runs `ruperf record`.
 pub fn run(args: RecordArgs, g: &Globals) -> Result<i32> {
+    let (quiet, verbose) = (args.more.quiet, args.more.verbose);
     let cfg = args.into_config(&g.sysroot)?;
-    let tty = std::io::stderr().is_terminal();
+    if verbose > 0 && !quiet {
+        super::record_opts::describe(&cfg, &mut std::io::stderr().lock());
+    }
+    let tty = std::io::stderr().is_terminal() && !quiet;
     let bar = tty.then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.set_style(
@@ -179,6 +183,7 @@ pub fn run(args: RecordArgs, g: &Globals) -> Result<i32> {
         pb
     });
     let mut notify = |n: Notice| match n {
+        Notice::Note(_) if quiet => {}
         Notice::Note(m) => match &bar {
             Some(pb) => pb.println(format!("ruperf: {m}")),
             None => {
@@ -202,6 +207,9 @@ pub fn run(args: RecordArgs, g: &Globals) -> Result<i32> {
         pb.finish_and_clear();
     }
     let summary = result?;
+    if quiet {
+        return Ok(summary.exit_code());
+    }
     let p = summary.progress;
     let mut err = std::io::stderr().lock();
     let _ = writeln!(

@@ -43,6 +43,42 @@ pub struct MoreRecordArgs {
     pub verbose: u8,
 }
 
+/// `-v`: what will be opened, one line per event.
+pub fn describe(cfg: &crate::app::record::RecordConfig, w: &mut dyn std::io::Write) {
+    for (i, e) in cfg.events.iter().enumerate() {
+        let a = &e.attr;
+        let period = cfg
+            .extra
+            .event_periods
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, p)| *p)
+            .unwrap_or_else(|| {
+                crate::app::record::options::event_period(
+                    cfg,
+                    a.type_ == crate::os::sys::bindings::PERF_TYPE_TRACEPOINT,
+                )
+            });
+        let filter = cfg
+            .extra
+            .filters
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, f)| format!(", filter '{f}'"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            w,
+            "ruperf: event {i}: {} (type {}, config {:#x}, {period:?}{filter}, exclude_user {}, exclude_kernel {})",
+            e.name,
+            a.type_,
+            a.config,
+            a.exclude_user(),
+            a.exclude_kernel()
+        );
+    }
+    let _ = writeln!(w, "ruperf: output {}", cfg.output.display());
+}
+
 /// `-F HZ` or `-F max`.
 pub fn parse_freq(text: &str, root: &Sysroot) -> Result<u64> {
     let t = text.trim_start_matches('=');
@@ -119,7 +155,12 @@ fn take_period_terms(item: &str, root: &Sysroot) -> Result<(String, Option<Perio
     }
     let is_pmu = root.path(crate::counters::pmu::DEVICES).join(name).is_dir();
     let rewritten = if kept.is_empty() && !is_pmu {
-        format!("{name}{after}")
+        // `ev/terms/u` spells modifiers without the colon.
+        match after {
+            "" => name.to_string(),
+            a if a.starts_with(':') => format!("{name}{a}"),
+            a => format!("{name}:{a}"),
+        }
     } else {
         format!("{name}/{}/{after}", kept.join(","))
     };
@@ -170,6 +211,7 @@ pub fn events_and_extra(
         no_inherit: more.no_inherit,
         all_user: more.all_user,
         all_kernel: more.all_kernel,
+        delay_ms: more.delay,
         ..Extra::default()
     };
     let mut ranges = Vec::new();
@@ -224,6 +266,8 @@ mod tests {
             (i.as_str(), p),
             ("cpu-clock:u", Some(Period::Frequency(99)))
         );
+        let (i, _) = take_period_terms("cpu-clock/freq=99/k", &root).unwrap();
+        assert_eq!(i, "cpu-clock:k");
         let (i, p) = take_period_terms("msr/tsc,period=5/", &root).unwrap();
         assert_eq!((i.as_str(), p), ("msr/tsc/", Some(Period::Count(5))));
         assert!(take_period_terms("cpu-clock/period=x/", &root).is_err());

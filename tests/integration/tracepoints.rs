@@ -127,3 +127,74 @@ fn globs_record_every_matching_tracepoint_that_perf_names() {
         10
     );
 }
+
+fn evlist_v(data: &std::path::Path) -> String {
+    perf_out(&["evlist", "-v", "-i", data.to_str().unwrap()]).0
+}
+
+#[test]
+fn record_options_as_perf_spells_them() {
+    require!(have_perf(), "perf is not installed");
+    let dir = scratch("rec-opts");
+    let data = dir.join("o.data");
+    let w = workload("writes");
+    let run = |args: &[&str]| {
+        let out = ruperf()
+            .arg("record")
+            .args(args)
+            .arg("-o")
+            .arg(&data)
+            .arg(&w)
+            .arg("20000")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    run(&["-e", "cpu-clock", "-F99"]);
+    assert!(evlist_v(&data).contains("sample_freq }: 99,"));
+    run(&["-e", "cpu-clock", "-F=123"]);
+    assert!(evlist_v(&data).contains("sample_freq }: 123,"));
+    run(&["-e", "cpu-clock", "-c1000"]);
+    assert!(evlist_v(&data).contains("sample_period, sample_freq }: 1000,"));
+    let max: String = std::fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
+        .unwrap()
+        .trim()
+        .to_string();
+    run(&["-e", "cpu-clock", "-F", "max"]);
+    assert!(evlist_v(&data).contains(&format!("sample_freq }}: {max},")));
+    run(&["-e", "cpu-clock/period=5000/"]);
+    let v = evlist_v(&data);
+    assert!(
+        v.contains("sample_period, sample_freq }: 5000,") && !v.contains("freq: 1"),
+        "{v}"
+    );
+    run(&["-e", "cpu-clock/freq=77/u"]);
+    assert!(evlist_v(&data).contains("sample_freq }: 77,"));
+    run(&["-e", "cpu-clock", "-d", "-i", "--all-user"]);
+    let v = evlist_v(&data);
+    assert!(
+        v.contains("ADDR") && !v.contains("inherit: 1") && v.contains("exclude_kernel: 1"),
+        "{v}"
+    );
+    // No cycles counter here: perf's fallback to cpu-clock, modifiers kept, said on stderr.
+    let err = run(&["-e", "cycles:u"]);
+    if err.contains("not supported") {
+        assert!(err.contains("sampling cpu-clock:u instead"), "{err}");
+        assert_eq!(
+            perf_out(&["evlist", "-i", data.to_str().unwrap()])
+                .0
+                .lines()
+                .next(),
+            Some("cpu-clock:u")
+        );
+    }
+    let quiet = run(&["-q", "-e", "cpu-clock"]);
+    assert!(quiet.is_empty(), "{quiet}");
+    let verbose = run(&["-v", "-e", "cpu-clock"]);
+    assert!(verbose.contains("event 0: cpu-clock"), "{verbose}");
+}

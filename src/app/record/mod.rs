@@ -265,6 +265,8 @@ struct Tally {
     first_time: Option<u64>,
     last_time: u64,
     callchain: bool,
+    /// Samples carry PERF_SAMPLE_ADDR (`-d`), which moves the call chain 8 bytes on.
+    data_addr: bool,
     kernel_hit: bool,
     /// (pid, address >> 12) of user-space sample and call-chain addresses.
     user_pages: HashSet<(u32, u64)>,
@@ -330,10 +332,13 @@ impl Tally {
         if !self.callchain {
             return;
         }
-        let Some(nr) = u64_at(b, 56) else { return };
+        let chain_at = if self.data_addr { 64 } else { 56 };
+        let Some(nr) = u64_at(b, chain_at) else {
+            return;
+        };
         let mut in_kernel = kernel;
         for i in 0..nr as usize {
-            let Some(addr) = u64_at(b, 64 + i * 8) else {
+            let Some(addr) = u64_at(b, chain_at + 8 + i * 8) else {
                 break;
             };
             if addr >= PERF_CONTEXT_MAX {
@@ -600,25 +605,22 @@ pub fn run(
     let page = ring::page_size();
     configure(cfg, &mut events, cfg.mmap_pages * page);
     crate::counters::ensure_fd_limit((events.len() * cpus.len() * attach_len(&attach)) as u64);
-    let sampler = match Sampler::open(&events, &cpus, &attach, cfg.mmap_pages) {
-        Ok(s) => s,
-        Err(e) if cfg.default_event && e.event == 0 && is_not_supported(&e) => {
-            notify(Notice::Note(format!(
-                "{} is not supported on this machine (errno {}); sampling cpu-clock instead",
-                events[0].name,
-                e.err.raw_os_error().unwrap_or(0)
-            )));
-            let mut fallback = vec![cpu_clock_event()];
-            if kernel_text.is_none() {
-                fallback[0].attr.set_exclude_kernel(1);
-                fallback[0].attr.set_exclude_hv(1);
+    // As perf: a `cycles` event the machine cannot count falls back to cpu-clock, keeping
+    // its modifiers, and says so.
+    let sampler = loop {
+        match Sampler::open(&events, &cpus, &attach, cfg.mmap_pages) {
+            Ok(s) => break s,
+            Err(e) if is_not_supported(&e) && options::is_cycles(&events, e.event) => {
+                let old = events[e.event].name.clone();
+                options::to_cpu_clock(&mut events[e.event]);
+                notify(Notice::Note(format!(
+                    "{old} is not supported on this machine (errno {}); sampling {} instead",
+                    e.err.raw_os_error().unwrap_or(0),
+                    events[e.event].name
+                )));
             }
-            configure(cfg, &mut fallback, cfg.mmap_pages * page);
-            events = fallback;
-            Sampler::open(&events, &cpus, &attach, cfg.mmap_pages)
-                .map_err(|e| open_error(&events, &e, root, cfg.mmap_pages))?
+            Err(e) => return Err(open_error(&events, &e, root, cfg.mmap_pages)),
         }
-        Err(e) => return Err(open_error(&events, &e, root, cfg.mmap_pages)),
     };
 
     options::set_filters(&cfg.extra, &sampler)?;
@@ -645,6 +647,7 @@ pub fn run(
         buf: Vec::with_capacity(cfg.mmap_pages * page * cpus.len() + 4096),
         tally: Tally {
             callchain: cfg.callchain,
+            data_addr: cfg.extra.data_addr,
             ..Tally::default()
         },
         progress: Progress::default(),
@@ -687,7 +690,7 @@ pub fn run(
     }
 
     // Go.
-    if cfg.target != Target::Command {
+    if cfg.target != Target::Command && cfg.extra.delay_ms.is_none() {
         s.sampler
             .enable()
             .map_err(|e| Error::Os(format!("cannot enable sampling: {e}")))?;
@@ -695,6 +698,7 @@ pub fn run(
     if let Some(c) = child.as_mut() {
         c.release()?;
     }
+    options::delayed_start(cfg, &s.sampler)?;
 
     let mut exit: Option<ExitStatus> = None;
     let mut targets_left = target_pidfds.len();

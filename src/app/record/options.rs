@@ -6,7 +6,7 @@ use std::ffi::CString;
 use std::path::Path;
 
 use super::{Period, RecordConfig};
-use crate::counters::sampler::{OpenedEvent, Sampler};
+use crate::counters::sampler::{OpenedEvent, SampleEvent, Sampler};
 use crate::error::{Error, Result};
 use crate::os::sys::{self, bindings as b};
 use crate::sysroot::Sysroot;
@@ -29,6 +29,8 @@ pub struct Extra {
     pub all_user: bool,
     /// `--all-kernel`: kernel only.
     pub all_kernel: bool,
+    /// `-D`: start sampling this many milliseconds after the command starts.
+    pub delay_ms: Option<u64>,
 }
 
 /// The period the event with this kind is sampled at (before per-event terms).
@@ -66,6 +68,10 @@ pub fn apply(extra: &Extra, a: &mut sys::Attr, i: usize) {
     if extra.no_inherit {
         a.set_inherit(0);
     }
+    if extra.delay_ms.is_some() {
+        // Enabled by hand after the delay instead of at exec.
+        a.set_enable_on_exec(0);
+    }
     if extra.all_user {
         a.set_exclude_kernel(1);
         a.set_exclude_hv(1);
@@ -73,6 +79,40 @@ pub fn apply(extra: &Extra, a: &mut sys::Attr, i: usize) {
     if extra.all_kernel {
         a.set_exclude_user(1);
     }
+}
+
+/// With `-D`, waits out the delay after the command started (or after attaching), then
+/// enables sampling.
+pub fn delayed_start(cfg: &RecordConfig, sampler: &Sampler) -> Result<()> {
+    let Some(ms) = cfg.extra.delay_ms else {
+        return Ok(());
+    };
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    sampler
+        .enable()
+        .map_err(|e| Error::Os(format!("cannot enable sampling after -D {ms}: {e}")))
+}
+
+/// True when event `i` is the hardware `cycles` event (which perf replaces by cpu-clock
+/// where the machine has no cycles counter).
+pub fn is_cycles(events: &[SampleEvent], i: usize) -> bool {
+    events.get(i).is_some_and(|e| {
+        e.attr.type_ == b::PERF_TYPE_HARDWARE && e.attr.config == b::PERF_COUNT_HW_CPU_CYCLES as u64
+    })
+}
+
+/// Turns a configured `cycles` event into cpu-clock with the same modifiers and sampling
+/// settings: `cycles:u` becomes `cpu-clock:u`.
+pub fn to_cpu_clock(e: &mut SampleEvent) {
+    e.attr.type_ = b::PERF_TYPE_SOFTWARE;
+    e.attr.config = b::PERF_COUNT_SW_CPU_CLOCK as u64;
+    // Precise sampling means nothing to a software clock, and the kernel refuses it.
+    e.attr.set_precise_ip(0);
+    e.name = match e.name.split_once(':') {
+        Some((_, mods)) => format!("cpu-clock:{mods}"),
+        None => "cpu-clock".into(),
+    };
+    e.cpus = None;
 }
 
 /// Sets each `--filter` on every instance of its event; the kernel's refusal names the
