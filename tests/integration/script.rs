@@ -283,3 +283,27 @@ fn report_format_script_is_the_script_renderer() {
     assert!(rep.status.success());
     assert_eq!(String::from_utf8_lossy(&rep.stdout), ours(&f, &[]));
 }
+
+#[test]
+fn header_lines_are_perfs() {
+    require!(have_perf(), "perf is not installed");
+    let dir = scratch("script-header");
+    let hot = workload("hot");
+    let f = perf_record(
+        &dir,
+        "p.data",
+        &["-e", "cpu-clock"],
+        &[hot.to_str().unwrap(), "0.05"],
+    );
+    let theirs = perf_script(&f, &["--header-only"]);
+    let mine = ours(&f, &["--header-only"]);
+    assert!(mine.lines().count() >= 8, "{mine}");
+    for l in mine.lines().filter(|l| !l.starts_with("# event :")) {
+        assert!(
+            theirs.lines().any(|t| t == l),
+            "{l:?} is not in perf's header:\n{theirs}"
+        );
+    }
+    let with = ours(&f, &["--header"]);
+    assert!(with.starts_with(&mine) && with.len() > mine.len());
+}

@@ -96,10 +96,10 @@ pub fn sample(out: &mut Vec<u8>, l: &Line<'_>) {
 /// The `--header` block: what the file says about itself, in perf's `# key : value` form.
 pub fn header(out: &mut Vec<u8>, m: &Meta) {
     out.extend_from_slice(b"# ========\n");
+    let _ = writeln!(out, "# data size      : {}", m.data_size);
     let mut kv = |k: &str, v: &str| {
         let _ = writeln!(out, "# {k} : {v}");
     };
-    kv("data size", &m.data_size.to_string());
     for (k, v) in [
         ("hostname", &m.hostname),
         ("os release", &m.os_release),
