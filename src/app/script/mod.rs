@@ -52,6 +52,8 @@ pub struct Config {
 /// A code location as printed: the address perf shows, the symbol and offset, the DSO.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameSym {
+    /// The frame's id (stable for the whole run: renderers may cache by it).
+    pub id: u32,
     /// The address perf prints in call chains (map-relative for user DSOs).
     pub addr: u64,
     /// Demangled symbol and the offset into it.
@@ -135,12 +137,14 @@ impl Symbols {
                         None => (None, "[kernel.kallsyms]".to_owned()),
                     };
                     FrameSym {
+                        id,
                         addr: fr.addr,
                         sym,
                         dso,
                     }
                 }
                 DSO_UNKNOWN => FrameSym {
+                    id,
                     addr: fr.addr,
                     sym: None,
                     dso: "[unknown]".into(),
@@ -152,6 +156,7 @@ impl Symbols {
                         .lookup_user(&path, fr.addr)
                         .map(|(n, off)| (demangle(n), off));
                     FrameSym {
+                        id,
                         addr: fr.addr,
                         sym,
                         dso: path,
@@ -278,6 +283,7 @@ pub fn run(
     };
     let mut agg = Aggregator::new(meta.events.len());
     let mut frames = Vec::new();
+    let mut chain_ids: Vec<u32> = Vec::new();
     let mut trace_text = String::new();
     let mut stopped = false;
     rec.for_each(|r| {
@@ -306,7 +312,7 @@ pub fn run(
         agg.sample_frames(&one, &mut frames);
         let at_id = frames[0];
         let show_chain = any_chain && ev.chain && set.has(Field::Ip) && !s.callchain.is_empty();
-        let mut chain_ids = Vec::new();
+        chain_ids.clear();
         if show_chain {
             agg.sample_frames(s, &mut chain_ids);
         }

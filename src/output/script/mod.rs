@@ -14,7 +14,8 @@ fn sym_and_dso(out: &mut Vec<u8>, f: &FrameSym, sym: bool, symoff: bool, dso: bo
                 out.push(b' ');
                 out.extend_from_slice(name.as_bytes());
                 if symoff {
-                    let _ = write!(out, "+0x{off:x}");
+                    out.extend_from_slice(b"+0x");
+                    push_hex(out, *off, 0);
                 }
             }
             None => out.extend_from_slice(b" [unknown]"),
@@ -27,70 +28,183 @@ fn sym_and_dso(out: &mut Vec<u8>, f: &FrameSym, sym: bool, symoff: bool, dso: bo
     }
 }
 
-/// Appends one sample as perf script prints it.
-pub fn sample(out: &mut Vec<u8>, l: &Line<'_>) {
-    let f = l.fields;
-    if f.has(Field::Comm) {
-        if f.has(Field::Ip) && l.use_callchain {
-            let _ = write!(out, "{} ", l.comm);
-        } else {
-            let _ = write!(out, "{:>16} ", l.comm);
+/// `v` in decimal, right-aligned in `width` (printf's `%*lu`).
+fn push_dec(out: &mut Vec<u8>, v: u64, width: usize) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
-    match (f.has(Field::Pid), f.has(Field::Tid)) {
-        (true, true) => {
-            let _ = write!(out, "{:>5}/{:<5} ", l.pid, l.tid);
-        }
-        (true, false) => {
-            let _ = write!(out, "{:>5} ", l.pid);
-        }
-        (false, true) => {
-            let _ = write!(out, "{:>5} ", l.tid);
-        }
-        _ => {}
-    }
-    if f.has(Field::Cpu) {
-        let _ = write!(out, "[{:03}] ", l.cpu);
-    }
-    if f.has(Field::Time) {
-        let (secs, ns) = (l.time / 1_000_000_000, l.time % 1_000_000_000);
-        if l.ns {
-            let _ = write!(out, "{secs:>5}.{ns:09}: ");
-        } else {
-            let t = format!("{secs}.{:06}", ns / 1000);
-            let _ = write!(out, "{t:>12}: ");
+    let digits = &buf[i..];
+    out.resize(out.len() + width.saturating_sub(digits.len()), b' ');
+    out.extend_from_slice(digits);
+}
+
+/// `v` zero-padded to `width` digits (printf's `%0*lu`).
+fn push_dec0(out: &mut Vec<u8>, v: u64, width: usize) {
+    let start = out.len();
+    push_dec(out, v, width);
+    for b in &mut out[start..] {
+        if *b == b' ' {
+            *b = b'0';
         }
     }
-    if f.has(Field::Period) {
-        let _ = write!(out, "{:>10} ", l.period);
+}
+
+/// A signed id (`%*d`).
+fn push_int(out: &mut Vec<u8>, v: i32, width: usize) {
+    if v < 0 {
+        let text = v.to_string();
+        out.resize(out.len() + width.saturating_sub(text.len()), b' ');
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        push_dec(out, v as u64, width);
     }
-    if f.has(Field::Event) {
-        let _ = write!(out, "{:>w$}: ", l.event, w = l.event_width);
+}
+
+/// `v` in lowercase hex, right-aligned in `width` (printf's `%*lx`).
+fn push_hex(out: &mut Vec<u8>, v: u64, width: usize) {
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
     }
-    if let (true, Some(t)) = (f.has(Field::Trace), l.trace) {
-        out.extend_from_slice(t.as_bytes());
+    let digits = &buf[i..];
+    out.resize(out.len() + width.saturating_sub(digits.len()), b' ');
+    out.extend_from_slice(digits);
+}
+
+fn push_padded(out: &mut Vec<u8>, s: &str, width: usize) {
+    out.resize(out.len() + width.saturating_sub(s.len()), b' ');
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Renders samples, keeping each frame's call-chain line once made.
+#[derive(Debug, Default)]
+pub struct Renderer {
+    /// Frame id → (sym/symoff/dso bits it was made with, the line's bytes).
+    chain_lines: Vec<Option<(u8, Box<[u8]>)>>,
+}
+
+impl Renderer {
+    fn chain_line(&mut self, out: &mut Vec<u8>, fr: &FrameSym, sym: bool, off: bool, dso: bool) {
+        let key = sym as u8 | (off as u8) << 1 | (dso as u8) << 2;
+        let i = fr.id as usize;
+        if self.chain_lines.len() <= i {
+            self.chain_lines.resize(i + 1, None);
+        }
+        if !matches!(&self.chain_lines[i], Some((k, _)) if *k == key) {
+            let mut line = vec![b'\t'];
+            push_hex(&mut line, fr.addr, 16);
+            sym_and_dso(&mut line, fr, sym, off, dso);
+            line.push(b'\n');
+            self.chain_lines[i] = Some((key, line.into_boxed_slice()));
+        }
+        if let Some((_, l)) = &self.chain_lines[i] {
+            out.extend_from_slice(l);
+        }
     }
-    if f.has(Field::Addr) {
-        let _ = write!(out, "{:16x}", l.addr);
-    }
-    if f.has(Field::Ip) {
-        let (sym, off, dso) = (f.has(Field::Sym), f.has(Field::Symoff), f.has(Field::Dso));
-        match &l.chain {
-            Some(chain) => {
-                out.push(b'\n');
-                for fr in chain {
-                    let _ = write!(out, "\t{:16x}", fr.addr);
-                    sym_and_dso(out, fr, sym, off, dso);
+
+    /// Appends one sample as perf script prints it.
+    pub fn sample(&mut self, out: &mut Vec<u8>, l: &Line<'_>) {
+        let f = l.fields;
+        if f.has(Field::Comm) {
+            if f.has(Field::Ip) && l.use_callchain {
+                out.extend_from_slice(l.comm.as_bytes());
+            } else {
+                push_padded(out, l.comm, 16);
+            }
+            out.push(b' ');
+        }
+        match (f.has(Field::Pid), f.has(Field::Tid)) {
+            (true, true) => {
+                push_int(out, l.pid, 5);
+                out.push(b'/');
+                let start = out.len();
+                push_int(out, l.tid, 0);
+                let n = out.len() - start;
+                out.resize(out.len() + 5usize.saturating_sub(n), b' ');
+                out.push(b' ');
+            }
+            (true, false) => {
+                push_int(out, l.pid, 5);
+                out.push(b' ');
+            }
+            (false, true) => {
+                push_int(out, l.tid, 5);
+                out.push(b' ');
+            }
+            _ => {}
+        }
+        if f.has(Field::Cpu) {
+            out.push(b'[');
+            push_dec0(out, u64::from(l.cpu), 3);
+            out.extend_from_slice(b"] ");
+        }
+        if f.has(Field::Time) {
+            let (secs, ns) = (l.time / 1_000_000_000, l.time % 1_000_000_000);
+            if l.ns {
+                push_dec(out, secs, 5);
+                out.push(b'.');
+                push_dec0(out, ns, 9);
+            } else {
+                // "%12s" of "secs.usecs"
+                let digits = if secs == 0 {
+                    1
+                } else {
+                    secs.ilog10() as usize + 1
+                };
+                out.resize(out.len() + 12usize.saturating_sub(digits + 7), b' ');
+                push_dec(out, secs, 0);
+                out.push(b'.');
+                push_dec0(out, ns / 1000, 6);
+            }
+            out.extend_from_slice(b": ");
+        }
+        if f.has(Field::Period) {
+            push_dec(out, l.period, 10);
+            out.push(b' ');
+        }
+        if f.has(Field::Event) {
+            push_padded(out, l.event, l.event_width);
+            out.extend_from_slice(b": ");
+        }
+        if let (true, Some(t)) = (f.has(Field::Trace), l.trace) {
+            out.extend_from_slice(t.as_bytes());
+        }
+        if f.has(Field::Addr) {
+            push_hex(out, l.addr, 16);
+        }
+        if f.has(Field::Ip) {
+            let (sym, off, dso) = (f.has(Field::Sym), f.has(Field::Symoff), f.has(Field::Dso));
+            match &l.chain {
+                Some(chain) => {
                     out.push(b'\n');
+                    for fr in chain {
+                        self.chain_line(out, fr, sym, off, dso);
+                    }
+                }
+                None => {
+                    out.push(b' ');
+                    push_hex(out, l.ip, 16);
+                    sym_and_dso(out, l.at, sym, off, dso);
                 }
             }
-            None => {
-                let _ = write!(out, " {:16x}", l.ip);
-                sym_and_dso(out, l.at, sym, off, dso);
-            }
         }
+        out.push(b'\n');
     }
-    out.push(b'\n');
 }
 
 /// The `--header` block: what the file says about itself, in perf's `# key : value` form.
@@ -148,8 +262,9 @@ pub fn stream(
         header(&mut buf, rec.meta());
     }
     let mut io_err: Option<std::io::Error> = None;
+    let mut r = Renderer::default();
     let outcome = crate::app::script::run(cfg, rec, &mut |line| {
-        sample(&mut buf, line);
+        r.sample(&mut buf, line);
         if buf.len() >= 1 << 16 {
             if let Err(e) = w.write_all(&buf) {
                 io_err = Some(e);
