@@ -286,3 +286,69 @@ pub fn stream(
         _ => Ok(outcome.warnings),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::script::fields::Selection;
+
+    #[test]
+    fn numbers_as_printf_pads_them() {
+        let mut o = Vec::new();
+        push_dec(&mut o, 42, 5);
+        push_dec0(&mut o, 7, 3);
+        push_hex(&mut o, 0xffffffff81000000, 16);
+        push_hex(&mut o, 0x1289, 16);
+        push_int(&mut o, -1, 5);
+        assert_eq!(
+            String::from_utf8(o).unwrap(),
+            "   42007ffffffff81000000            1289   -1"
+        );
+    }
+
+    #[test]
+    fn a_sample_line_as_perf_prints_it() {
+        let at = FrameSym {
+            id: 0,
+            addr: 0x1289,
+            sym: Some(("hot_spin".into(), 0x21)),
+            dso: "/tmp/sc/hot".into(),
+        };
+        let sel = Selection::default();
+        let line = Line {
+            fields: sel.for_type(1, false, true, false),
+            event: "cpu-clock",
+            event_width: 9,
+            comm: "hot",
+            pid: 499,
+            tid: 499,
+            cpu: 0,
+            time: 2_665_835_621_123,
+            period: 250000,
+            ip: 0x562944a72289,
+            addr: 0,
+            at: &at,
+            chain: None,
+            trace: None,
+            use_callchain: false,
+            ns: false,
+        };
+        let mut out = Vec::new();
+        Renderer::default().sample(&mut out, &line);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "             hot   499  2665.835621:     250000 cpu-clock:      562944a72289 hot_spin+0x21 (/tmp/sc/hot)\n"
+        );
+        let chained = Line {
+            chain: Some(vec![&at, &at]),
+            use_callchain: true,
+            ..line
+        };
+        let mut out = Vec::new();
+        Renderer::default().sample(&mut out, &chained);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "hot   499  2665.835621:     250000 cpu-clock: \n\t            1289 hot_spin+0x21 (/tmp/sc/hot)\n\t            1289 hot_spin+0x21 (/tmp/sc/hot)\n\n"
+        );
+    }
+}
