@@ -601,6 +601,50 @@ fn pad(out: &mut String, s: &str, spec: &Spec, numeric: bool) {
     }
 }
 
+/// The common conversions (`%s`, `%d`, `%u`, `%x` with a width and `0`) without allocating.
+fn fast_path(out: &mut String, spec: &Spec, v: &Val, u: u64, i: i64) -> bool {
+    let w = spec.width.unwrap_or(0);
+    let mut buf = [0u8; 24];
+    let mut pos = buf.len();
+    let (mut n, base, neg) = match (spec.conv, v) {
+        ('s', Val::Str(s)) => {
+            out.extend(std::iter::repeat_n(
+                ' ',
+                w.saturating_sub(s.chars().count()),
+            ));
+            out.push_str(s);
+            return true;
+        }
+        ('x', _) => (u, 16, false),
+        ('u', _) => (u, 10, false),
+        ('d' | 'i', _) => (i.unsigned_abs(), 10, i < 0),
+        _ => return false,
+    };
+    loop {
+        pos -= 1;
+        buf[pos] = b"0123456789abcdef"[(n % base) as usize];
+        n /= base;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = buf.len() - pos + neg as usize;
+    let fill = w.saturating_sub(len);
+    if spec.zero {
+        if neg {
+            out.push('-');
+        }
+        out.extend(std::iter::repeat_n('0', fill));
+    } else {
+        out.extend(std::iter::repeat_n(' ', fill));
+        if neg {
+            out.push('-');
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[pos..]).unwrap_or(""));
+    true
+}
+
 fn format_one(out: &mut String, spec: &Spec, v: &Val) {
     let raw = v.int();
     let bits = if spec.long > 0 || spec.conv == 'p' {
@@ -622,6 +666,10 @@ fn format_one(out: &mut String, spec: &Spec, v: &Val) {
     } else {
         ((u << (64 - bits)) as i64) >> (64 - bits)
     };
+    let plain = spec.prec.is_none() && !spec.plus && !spec.space && !spec.alt && !spec.minus;
+    if plain && fast_path(out, spec, v, u, i) {
+        return;
+    }
     let mut body = match spec.conv {
         's' => match v {
             Val::Str(s) => match spec.prec {
