@@ -35,6 +35,9 @@ pub struct MoreRecordArgs {
     /// Sample the kernel only
     #[arg(long = "all-kernel")]
     pub all_kernel: bool,
+    /// Per-thread counts: the kernel writes each thread's totals when it exits (perf's --stat)
+    #[arg(short = 's', long = "stat")]
+    pub stat: bool,
     /// Print nothing but errors
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
@@ -212,6 +215,7 @@ pub fn events_and_extra(
         all_user: more.all_user,
         all_kernel: more.all_kernel,
         delay_ms: more.delay,
+        inherit_stat: more.stat,
         ..Extra::default()
     };
     let mut ranges = Vec::new();

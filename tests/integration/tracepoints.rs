@@ -193,6 +193,12 @@ fn record_options_as_perf_spells_them() {
             Some("cpu-clock:u")
         );
     }
+    run(&["-s", "-e", "cpu-clock"]);
+    let v = evlist_v(&data);
+    assert!(
+        v.contains("inherit_stat: 1") && v.contains("TOTAL_TIME_ENABLED|TOTAL_TIME_RUNNING|ID"),
+        "{v}"
+    );
     let quiet = run(&["-q", "-e", "cpu-clock"]);
     assert!(quiet.is_empty(), "{quiet}");
     let verbose = run(&["-v", "-e", "cpu-clock"]);

@@ -31,6 +31,8 @@ pub struct Extra {
     pub all_kernel: bool,
     /// `-D`: start sampling this many milliseconds after the command starts.
     pub delay_ms: Option<u64>,
+    /// `-s`: per-thread totals (inherit_stat, with times and ids in the read format).
+    pub inherit_stat: bool,
 }
 
 /// The period the event with this kind is sampled at (before per-event terms).
@@ -67,6 +69,12 @@ pub fn apply(extra: &Extra, a: &mut sys::Attr, i: usize) {
     }
     if extra.no_inherit {
         a.set_inherit(0);
+    }
+    if extra.inherit_stat {
+        a.read_format |= (b::PERF_FORMAT_TOTAL_TIME_ENABLED
+            | b::PERF_FORMAT_TOTAL_TIME_RUNNING
+            | b::PERF_FORMAT_ID) as u64;
+        a.set_inherit_stat(1);
     }
     if extra.delay_ms.is_some() {
         // Enabled by hand after the delay instead of at exec.
