@@ -4,5 +4,6 @@
 pub mod list;
 pub mod record;
 pub mod report;
+pub mod script;
 pub mod stat;
 pub mod test;

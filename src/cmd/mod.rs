@@ -6,7 +6,9 @@
 pub mod completions;
 pub mod list;
 pub mod record;
+pub mod record_opts;
 pub mod report;
+pub mod script;
 pub mod stat;
 pub mod stat_fleet;
 pub mod test;
@@ -156,6 +158,13 @@ pub enum Command {
         #[command(flatten)]
         args: report::ReportArgs,
     },
+    /// `ruperf script`.
+    #[command(about = script::ABOUT)]
+    Script {
+        /// Its arguments.
+        #[command(flatten)]
+        args: script::ScriptArgs,
+    },
     /// `ruperf list`.
     #[command(about = list::ABOUT)]
     List {
@@ -186,6 +195,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Stat { args } => stat::run(args, &globals),
         Command::Record { args } => record::run(args, &globals),
         Command::Report { args } => report::run(args, &globals),
+        Command::Script { args } => script::run(args, &globals),
         Command::List { args } => list::run(args, &globals),
         Command::Test { args } => test::run(args, &globals),
         Command::Completions { args } => completions::run(args, &globals),

@@ -31,14 +31,14 @@ pub struct RecordArgs {
     /// the machine has no cycles counter
     #[arg(short = 'e', long = "event", value_name = "EVENT")]
     pub events: Vec<String>,
-    /// Sample this many times per second
+    /// Sample this many times per second (`max`: kernel.perf_event_max_sample_rate)
     #[arg(
         short = 'F',
         long = "freq",
         value_name = "HZ",
         conflicts_with = "count"
     )]
-    pub freq: Option<u64>,
+    pub freq: Option<String>,
     /// Sample once every PERIOD events instead of at a frequency
     #[arg(short = 'c', long = "count", value_name = "PERIOD")]
     pub count: Option<u64>,
@@ -74,14 +74,10 @@ pub struct RecordArgs {
         default_value_t = 128
     )]
     pub mmap_pages: usize,
-    /// Output file (an existing one is renamed FILE.old)
-    #[arg(
-        short = 'o',
-        long = "output",
-        value_name = "FILE",
-        default_value = "perf.data"
-    )]
-    pub output: PathBuf,
+    /// Output file (an existing one is renamed FILE.old); `-` writes perf's pipe format to
+    /// standard output [default: perf.data, or `-` when standard output is a pipe]
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Do not write build ids into the file (nor add the DSOs to the build-id cache)
     #[arg(short = 'B', long = "no-buildid")]
     pub no_buildid: bool,
@@ -95,12 +91,11 @@ pub struct RecordArgs {
     /// Milliseconds between energy readings.
     #[arg(long = "energy-interval", value_name = "MS", default_value_t = 10)]
     pub energy_interval: u64,
+    /// The options perf users type every day (filters, extra sample fields, delays).
+    #[command(flatten)]
+    pub more: super::record_opts::MoreRecordArgs,
     /// Command to run and record
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
 
@@ -133,7 +128,8 @@ impl RecordArgs {
         } else {
             self.events.clone()
         };
-        let (events, mut energy) = parse_sample_events(&list, root)?;
+        let (events, extra, mut energy) =
+            super::record_opts::events_and_extra(&list, &self.more, root)?;
         if let Some(names) = &self.energy {
             for name in names.split(',') {
                 energy.push(parse_energy_name(name)?);
@@ -155,10 +151,15 @@ impl RecordArgs {
             selectors: energy,
             interval: std::time::Duration::from_millis(self.energy_interval),
         });
-        let period = match (self.count, self.freq) {
+        let explicit = self.count.is_some() || self.freq.is_some();
+        let period = match (self.count, &self.freq) {
             (Some(c), _) => Period::Count(c),
-            (None, Some(f)) => Period::Frequency(f),
+            (None, Some(f)) => Period::Frequency(super::record_opts::parse_freq(f, root)?),
             (None, None) => Period::Frequency(4000),
+        };
+        let extra = record::options::Extra {
+            period_explicit: explicit,
+            ..extra
         };
         Ok(RecordConfig {
             events,
@@ -169,7 +170,7 @@ impl RecordArgs {
             target,
             command: self.command,
             mmap_pages: self.mmap_pages,
-            output: self.output,
+            output: self.output.unwrap_or_else(default_output),
             cmdline: std::env::args_os().collect(),
             energy,
             nvml_lib: None,
@@ -180,6 +181,7 @@ impl RecordArgs {
             } else {
                 Policy::Cache
             },
+            extra,
         })
     }
 }
@@ -215,10 +217,17 @@ fn parse_call_graph(mode: &str) -> Result<Option<u32>> {
     }
 }
 
+/// perf's default: a pipe stream when standard output is a pipe, else `perf.data`.
+fn default_output() -> PathBuf {
+    use std::os::unix::fs::FileTypeExt;
+    let fifo = std::fs::metadata("/dev/stdout").is_ok_and(|m| m.file_type().is_fifo());
+    PathBuf::from(if fifo { "-" } else { "perf.data" })
+}
+
 /// Resolves `-e` arguments into sampling events. Energy readings cannot be sampled, and
 /// braced groups are sampled as separate events.
 /// The sampling events of `-e`, and its energy names.
-fn parse_sample_events(
+pub(crate) fn parse_sample_events(
     args: &[String],
     root: &Sysroot,
 ) -> Result<(Vec<SampleEvent>, Vec<EnergySelector>)> {
@@ -248,9 +257,13 @@ fn parse_energy_name(name: &str) -> Result<EnergySelector> {
 }
 
 pub fn run(args: RecordArgs, g: &Globals) -> Result<i32> {
+    let (quiet, verbose) = (args.more.quiet, args.more.verbose);
     let mut cfg = args.into_config(&g.sysroot)?;
     cfg.nvml_lib = g.nvml_lib.clone();
-    let tty = std::io::stderr().is_terminal();
+    if verbose > 0 && !quiet {
+        super::record_opts::describe(&cfg, &mut std::io::stderr().lock());
+    }
+    let tty = std::io::stderr().is_terminal() && !quiet;
     let bar = tty.then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.set_style(
@@ -260,6 +273,7 @@ pub fn run(args: RecordArgs, g: &Globals) -> Result<i32> {
         pb
     });
     let mut notify = |n: Notice| match n {
+        Notice::Note(_) if quiet => {}
         Notice::Note(m) => match &bar {
             Some(pb) => pb.println(format!("ruperf: {m}")),
             None => {
@@ -283,6 +297,9 @@ pub fn run(args: RecordArgs, g: &Globals) -> Result<i32> {
         pb.finish_and_clear();
     }
     let summary = result?;
+    if quiet {
+        return Ok(summary.exit_code());
+    }
     let p = summary.progress;
     let mut err = std::io::stderr().lock();
     let _ = writeln!(

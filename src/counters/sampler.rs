@@ -86,6 +86,8 @@ struct Ring {
 #[derive(Debug)]
 pub struct Sampler {
     fds: Vec<OwnedFd>,
+    /// The event index of each fd.
+    fd_event: Vec<usize>,
     events: Vec<OpenedEvent>,
     rings: Vec<Ring>,
 }
@@ -105,6 +107,7 @@ impl Sampler {
         };
         let mut s = Sampler {
             fds: Vec::new(),
+            fd_event: Vec::new(),
             events: Vec::new(),
             rings: Vec::new(),
         };
@@ -142,6 +145,7 @@ impl Sampler {
                         }
                     }
                     s.fds.push(fd);
+                    s.fd_event.push(ei);
                     s.record_id(ei, ev, id);
                 }
             }
@@ -161,6 +165,19 @@ impl Sampler {
         e.name.clone_from(&ev.name);
         e.attr = ev.attr;
         e.ids.push(id);
+    }
+
+    /// Sets a tracepoint filter on every instance of event `index`.
+    pub fn set_filter(&self, index: usize, filter: &std::ffi::CStr) -> io::Result<()> {
+        for (fd, _) in self
+            .fds
+            .iter()
+            .zip(&self.fd_event)
+            .filter(|(_, e)| **e == index)
+        {
+            sys::set_filter(fd.as_fd(), filter)?;
+        }
+        Ok(())
     }
 
     /// The opened events, in the order given (events opened nowhere have no ids).

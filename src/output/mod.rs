@@ -5,6 +5,7 @@
 
 pub mod metrics;
 pub mod report;
+pub mod script;
 pub mod stat;
 
 use std::fs::File;

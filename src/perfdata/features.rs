@@ -2,6 +2,8 @@
 
 use crate::os::sys::ATTR_SIZE_VER7;
 
+/// HEADER_TRACING_DATA.
+pub const TRACING_DATA: u32 = 1;
 /// HEADER_BUILD_ID.
 pub const BUILD_ID: u32 = 2;
 /// HEADER_HOSTNAME.

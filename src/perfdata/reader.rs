@@ -47,6 +47,7 @@ pub const HEADER_SIZE: u64 = 104;
 const FEATURE_BITS: usize = 256;
 /// Feature numbers (`enum perf_header_feature` in perf's header.h).
 mod feat {
+    pub const TRACING_DATA: usize = 1;
     pub const BUILD_ID: usize = 2;
     pub const HOSTNAME: usize = 3;
     pub const OSRELEASE: usize = 4;
@@ -137,6 +138,9 @@ pub struct Meta {
     pub data_size: u64,
     /// True when the file was cut short (killed recorder, truncated copy, corruption).
     pub truncated: bool,
+    /// The HEADER_TRACING_DATA section (tracepoint formats), when recorded.
+    #[serde(skip)]
+    pub tracing_data: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// A sample, borrowed from the reader for the duration of one callback.
@@ -168,6 +172,10 @@ pub struct Sample<'a> {
     pub regs_mask: u64,
     /// The user stack dump (PERF_SAMPLE_STACK_USER): the bytes copied and the size asked for.
     pub user_stack: UserTail<'a>,
+    /// PERF_SAMPLE_ADDR (0 when not recorded).
+    pub addr: u64,
+    /// PERF_SAMPLE_RAW: a tracepoint's fields (empty when not recorded).
+    pub raw: &'a [u8],
 }
 
 /// A new or replaced memory mapping.
@@ -721,6 +729,9 @@ impl Recording {
     /// perf.data, or whose header or attributes are unusable, is [`Error::Data`]. Damage the
     /// reader can work around (a cut data section, bad feature sections) becomes a warning.
     pub fn open(path: &Path) -> Result<Recording> {
+        if let Some(r) = super::pipe::open_stream(path)? {
+            return Ok(r);
+        }
         let mut file = open_input(path)?;
         let file_len = file
             .metadata()
@@ -843,6 +854,7 @@ impl Recording {
                     let wanted = matches!(
                         bit,
                         feat::BUILD_ID
+                            | feat::TRACING_DATA
                             | feat::HOSTNAME
                             | feat::OSRELEASE
                             | feat::VERSION
@@ -1036,6 +1048,7 @@ impl Recording {
             energy: section(feat::RUPERF_ENERGY).map(<[u8]>::to_vec),
             data_size: data_end - data_off,
             truncated,
+            tracing_data: section(feat::TRACING_DATA).map(|b| std::sync::Arc::new(b.to_vec())),
         };
         Ok(Recording {
             meta,
@@ -1056,6 +1069,18 @@ impl Recording {
     /// rest are skipped while decoding, so a very long chain costs nothing.
     pub fn set_max_stack(&mut self, n: usize) {
         self.max_stack = n;
+    }
+
+    /// Names the recording after where it came from (a pipe stream read through a spool
+    /// file), with a warning about the stream if any.
+    pub(crate) fn set_source(&mut self, path: &Path, warning: Option<String>) {
+        self.meta.path = path.to_path_buf();
+        self.warnings.extend(warning);
+    }
+
+    /// The sample_type of event `index` (0 when out of range).
+    pub fn sample_type(&self, index: usize) -> u64 {
+        self.formats.get(index).map_or(0, |f| f.0)
     }
 
     /// The file's description of itself.
@@ -1154,6 +1179,8 @@ impl Recording {
                     user_regs: &self.regs,
                     regs_mask: tail.regs_mask,
                     user_stack,
+                    addr: d.addr,
+                    raw: body.get(d.raw.clone()).unwrap_or(&[]),
                 }));
                 continue;
             }
@@ -1228,6 +1255,8 @@ struct Decoded {
     period: Option<u64>,
     /// Where the fields after the call chain start.
     end: usize,
+    addr: u64,
+    raw: std::ops::Range<usize>,
 }
 
 /// Decodes a PERF_RECORD_SAMPLE body up to its call chain (into `chain`, at most `max_stack`
@@ -1269,7 +1298,7 @@ fn decode_sample(
         d.time = u64_at(&mut pos)?;
     }
     if has(8) {
-        u64_at(&mut pos)?; // ADDR
+        d.addr = u64_at(&mut pos)?;
     }
     if has(0x40) {
         u64_at(&mut pos)?; // ID
@@ -1315,6 +1344,14 @@ fn decode_sample(
             chain.push(v);
         }
         pos += bytes;
+    }
+    if has(0x400) {
+        // RAW: u32 size, then the bytes (padded so the record stays 8-byte aligned).
+        let n = rd_u32(b.get(pos..pos + 4)?, big) as usize;
+        let start = pos + 4;
+        if start.checked_add(n)? <= b.len() {
+            d.raw = start..start + n;
+        }
     }
     d.end = pos;
     Some(d)

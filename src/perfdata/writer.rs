@@ -77,6 +77,8 @@ pub struct Writer {
     header: Header,
     /// Data bytes written and known to end on a record boundary.
     data_size: u64,
+    /// Pipe mode: a stream with no header to rewrite (see [`crate::perfdata::pipe`]).
+    pipe: bool,
 }
 
 impl Writer {
@@ -111,6 +113,23 @@ impl Writer {
             file,
             header,
             data_size: 0,
+            pipe: false,
+        })
+    }
+
+    /// A pipe-mode stream on `file` (standard output): writes `start` (the pipe header and
+    /// the attribute, name and tracing-data records) at once; feature sections follow the
+    /// records at [`Writer::finish`].
+    pub fn new_pipe(mut file: File, start: &[u8]) -> io::Result<Writer> {
+        file.write_all(start)?;
+        Ok(Writer {
+            file,
+            header: Header {
+                data_offset: start.len() as u64,
+                ..Header::default()
+            },
+            data_size: 0,
+            pipe: true,
         })
     }
 
@@ -149,7 +168,7 @@ impl Writer {
     /// Records the current data size in the header, so readers see everything appended.
     /// Rewrites bytes that already exist: this works on a full disk too.
     pub fn commit(&mut self) -> io::Result<()> {
-        if self.header.data_size == self.data_size {
+        if self.pipe || self.header.data_size == self.data_size {
             return Ok(());
         }
         self.file
@@ -161,6 +180,11 @@ impl Writer {
     /// Appends the feature sections (bit, body) after the data and writes the final header.
     /// On failure the features are dropped and the header still covers all the data.
     pub fn finish(mut self, features: &[(u32, Vec<u8>)]) -> io::Result<u64> {
+        if self.pipe {
+            let tail = crate::perfdata::pipe::feature_records(features);
+            self.file.write_all(&tail)?;
+            return Ok(self.file_size() + tail.len() as u64);
+        }
         self.commit()?;
         let mut feats: Vec<&(u32, Vec<u8>)> = features.iter().collect();
         feats.sort_by_key(|(bit, _)| *bit);

@@ -31,6 +31,8 @@ use crate::perfdata::synth::{self, IdTrailer};
 use crate::perfdata::writer::{FileAttr, Writer};
 use crate::sysroot::Sysroot;
 
+pub mod options;
+
 /// How often samples are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Period {
@@ -82,6 +84,8 @@ pub struct RecordConfig {
     pub nvml_lib: Option<PathBuf>,
     /// Build ids: in the file and the `~/.debug` cache, the file only, or neither.
     pub build_ids: crate::perfdata::buildid_cache::Policy,
+    /// Options perf users type every day (tracepoint period, filters, extra sample fields).
+    pub extra: crate::app::record::options::Extra,
 }
 
 /// Counters shown while recording and in the summary.
@@ -167,7 +171,7 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
         if let Some(size) = cfg.dwarf_stack {
             crate::counters::sampler::set_dwarf_callchain(a, size);
         }
-        match cfg.period {
+        match options::event_period(cfg, ev_is_tracepoint(a)) {
             Period::Frequency(f) => {
                 a.set_freq(1);
                 a.__bindgen_anon_1.sample_freq = f;
@@ -205,7 +209,12 @@ fn configure(cfg: &RecordConfig, events: &mut [SampleEvent], data_bytes: usize) 
             a.set_use_clockid(1);
             a.clockid = libc::CLOCK_MONOTONIC;
         }
+        options::apply(&cfg.extra, a, i);
     }
+}
+
+fn ev_is_tracepoint(a: &sys::Attr) -> bool {
+    a.type_ == b::PERF_TYPE_TRACEPOINT
 }
 
 fn open_error(cfg_events: &[SampleEvent], e: &OpenError, root: &Sysroot, pages: usize) -> Error {
@@ -283,6 +292,8 @@ struct Tally {
     first_time: Option<u64>,
     last_time: u64,
     callchain: bool,
+    /// Samples carry PERF_SAMPLE_ADDR (`-d`), which moves the call chain 8 bytes on.
+    data_addr: bool,
     kernel_hit: bool,
     /// (pid, address >> 12) of user-space sample and call-chain addresses.
     user_pages: HashSet<(u32, u64)>,
@@ -348,10 +359,13 @@ impl Tally {
         if !self.callchain {
             return;
         }
-        let Some(nr) = u64_at(b, 56) else { return };
+        let chain_at = if self.data_addr { 64 } else { 56 };
+        let Some(nr) = u64_at(b, chain_at) else {
+            return;
+        };
         let mut in_kernel = kernel;
         for i in 0..nr as usize {
-            let Some(addr) = u64_at(b, 64 + i * 8) else {
+            let Some(addr) = u64_at(b, chain_at + 8 + i * 8) else {
                 break;
             };
             if addr >= PERF_CONTEXT_MAX {
@@ -618,27 +632,25 @@ pub fn run(
     let page = ring::page_size();
     configure(cfg, &mut events, cfg.mmap_pages * page);
     crate::counters::ensure_fd_limit((events.len() * cpus.len() * attach_len(&attach)) as u64);
-    let sampler = match Sampler::open(&events, &cpus, &attach, cfg.mmap_pages) {
-        Ok(s) => s,
-        Err(e) if cfg.default_event && e.event == 0 && is_not_supported(&e) => {
-            notify(Notice::Note(format!(
-                "{} is not supported on this machine (errno {}); sampling cpu-clock instead",
-                events[0].name,
-                e.err.raw_os_error().unwrap_or(0)
-            )));
-            let mut fallback = vec![cpu_clock_event()];
-            if kernel_text.is_none() {
-                fallback[0].attr.set_exclude_kernel(1);
-                fallback[0].attr.set_exclude_hv(1);
+    // As perf: a `cycles` event the machine cannot count falls back to cpu-clock, keeping
+    // its modifiers, and says so.
+    let sampler = loop {
+        match Sampler::open(&events, &cpus, &attach, cfg.mmap_pages) {
+            Ok(s) => break s,
+            Err(e) if is_not_supported(&e) && options::is_cycles(&events, e.event) => {
+                let old = events[e.event].name.clone();
+                options::to_cpu_clock(&mut events[e.event]);
+                notify(Notice::Note(format!(
+                    "{old} is not supported on this machine (errno {}); sampling {} instead",
+                    e.err.raw_os_error().unwrap_or(0),
+                    events[e.event].name
+                )));
             }
-            configure(cfg, &mut fallback, cfg.mmap_pages * page);
-            events = fallback;
-            Sampler::open(&events, &cpus, &attach, cfg.mmap_pages)
-                .map_err(|e| open_error(&events, &e, root, cfg.mmap_pages))?
+            Err(e) => return Err(open_error(&events, &e, root, cfg.mmap_pages)),
         }
-        Err(e) => return Err(open_error(&events, &e, root, cfg.mmap_pages)),
     };
 
+    options::set_filters(&cfg.extra, &sampler)?;
     let opened = sampler.events();
     let file_attrs: Vec<FileAttr> = opened
         .iter()
@@ -655,16 +667,14 @@ pub fn run(
             .copied()
             .unwrap_or(0),
     };
-    let file = create_output(&cfg.output)?;
-    // The file exists: a failure now is a write error (a full disk, /dev/full), exit 74.
-    let writer = Writer::new(file, &file_attrs)
-        .map_err(|e| Error::io(format!("writing {}", cfg.output.display()), e))?;
+    let writer = options::open_writer(cfg, root, &file_attrs, opened, create_output)?;
     let mut s = Session {
         sampler,
         writer: Some(writer),
         buf: Vec::with_capacity(cfg.mmap_pages * page * cpus.len() + 4096),
         tally: Tally {
             callchain: cfg.callchain,
+            data_addr: cfg.extra.data_addr,
             ..Tally::default()
         },
         progress: Progress::default(),
@@ -713,7 +723,7 @@ pub fn run(
         .map(|plan| energy::EnergyTracker::start(plan, root, cfg.nvml_lib.as_deref()))
         .transpose()?;
     // Go.
-    if cfg.target != Target::Command {
+    if cfg.target != Target::Command && cfg.extra.delay_ms.is_none() {
         s.sampler
             .enable()
             .map_err(|e| Error::Os(format!("cannot enable sampling: {e}")))?;
@@ -721,6 +731,7 @@ pub fn run(
     if let Some(c) = child.as_mut() {
         c.release()?;
     }
+    options::delayed_start(cfg, &s.sampler)?;
 
     let mut exit: Option<ExitStatus> = None;
     let mut targets_left = target_pidfds.len();
@@ -913,6 +924,9 @@ fn feature_sections(
         })
         .collect();
     out.push((feat::EVENT_DESC, feat::event_desc(&descs)));
+    if let Some(td) = options::tracing_data(root, s.sampler.events()) {
+        out.push((feat::TRACING_DATA, td));
+    }
 
     let mut ids = Vec::new();
     let vdso = buildid_cache::vdso();

@@ -545,6 +545,8 @@ mod tests {
             user_regs: &[],
             regs_mask: 0,
             user_stack: UserTail::default(),
+            addr: 0,
+            raw: &[],
         }
     }
 

@@ -19,11 +19,16 @@ pub fn prepare(rec: &mut Recording, agg: &mut Aggregator, cfg: &Config, meta: &M
 
 /// Where DSOs are found: the sysroot, the recorded build ids and perf's build-id cache.
 pub fn dso_source(cfg: &Config, meta: &Meta) -> DsoSource {
+    dso_source_at(&cfg.sysroot, meta)
+}
+
+/// [`dso_source`] for a root of its own (`ruperf script`).
+pub fn dso_source_at(sysroot: &crate::sysroot::Sysroot, meta: &Meta) -> DsoSource {
     DsoSource {
-        root: if cfg.sysroot.is_host() {
+        root: if sysroot.is_host() {
             PathBuf::from("/")
         } else {
-            cfg.sysroot.root().to_path_buf()
+            sysroot.root().to_path_buf()
         },
         build_ids: meta
             .build_ids
@@ -31,7 +36,7 @@ pub fn dso_source(cfg: &Config, meta: &Meta) -> DsoSource {
             .map(|b| (b.path.clone(), b.build_id.clone()))
             .collect(),
         debug_dir: std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".debug")),
-        own_vdso: cfg.sysroot.is_host(),
+        own_vdso: sysroot.is_host(),
         same_kernel: nix::sys::utsname::uname()
             .is_ok_and(|u| meta.os_release.as_deref() == Some(&*u.release().to_string_lossy())),
     }

@@ -371,6 +371,7 @@ fn record_busy_shell(
         energy: None,
         nvml_lib: None,
         build_ids: crate::perfdata::buildid_cache::Policy::NoCache,
+        extra: Default::default(),
     };
     record::run(&cfg, &c.root, &mut |_| {})
 }

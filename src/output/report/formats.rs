@@ -4,11 +4,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use crate::app::report::aggregate::{Aggregator, DSO_KERNEL, DSO_UNKNOWN};
 use crate::app::report::{entry_passes, Config, Report, Resolved};
 use crate::error::{Error, Result};
-use crate::perfdata::reader::{Record, Recording};
-use crate::symbols::{demangle, Symbolizer};
 
 /// The report as pretty JSON (schema: docs/report-json.md).
 pub fn json(r: &Report) -> String {
@@ -89,127 +86,14 @@ pub fn flamegraph(lines: &[String], title: &str, path: &Path) -> Result<()> {
 }
 
 /// Streams the samples as `perf script` prints them (the text the Firefox profiler and
-/// speedscope import). Returns the warnings to print.
+/// speedscope import), through `ruperf script`'s renderer. Returns the warnings to print.
 pub fn script(cfg: &Config, out: &mut dyn Write) -> Result<Vec<String>> {
-    let mut rec = Recording::open(&cfg.input)?;
-    let meta = rec.meta().clone();
-    let names: Vec<String> = meta.events.iter().map(|e| e.name.clone()).collect();
-    let mut symz = crate::app::report::symbolizer(cfg, &meta);
-    let inline = crate::app::report::wanted(cfg, &meta).inline;
-    let mut agg = Aggregator::new(meta.events.len());
-    crate::app::report::unwind::prepare(&mut rec, &mut agg, cfg, &meta);
-    let mut lines: Vec<Option<String>> = Vec::new();
-    let mut frames = Vec::new();
-    let mut buf = String::new();
-    let mut io_err: Option<std::io::Error> = None;
-    rec.for_each(|r| {
-        if io_err.is_some() {
-            return;
-        }
-        let Record::Sample(s) = r else {
-            agg.add(r);
-            return;
-        };
-        if let (Some(t), None) = (agg.profile().kernel_text, symz_kernel_text_set(&symz)) {
-            symz.set_kernel_text(t);
-        }
-        let comm = agg.sample_comm(s);
-        agg.sample_frames(s, &mut frames);
-        let p = agg.profile();
-        let comm_name = &p.comms[comm as usize];
-        if cfg
-            .comms
-            .as_ref()
-            .is_some_and(|c| !c.iter().any(|x| x == comm_name))
-        {
-            return;
-        }
-        buf.clear();
-        use std::fmt::Write as _;
-        let _ = writeln!(
-            buf,
-            "{} {:>5} {:>5}.{:06}: {:>10} {}: ",
-            comm_name,
-            s.tid,
-            s.time / 1_000_000_000,
-            s.time % 1_000_000_000 / 1000,
-            s.period,
-            names.get(s.event).map_or("?", |n| n.as_str())
-        );
-        for &f in &frames {
-            if lines.len() <= f as usize {
-                lines.resize(f as usize + 1, None);
-            }
-            if lines[f as usize].is_none() {
-                let fr = p.frames[f as usize];
-                let text = match fr.dso {
-                    DSO_KERNEL => match symz.lookup_kernel(fr.addr) {
-                        Some((n, m, off)) => {
-                            let dso = if m.is_empty() {
-                                "[kernel.kallsyms]".to_owned()
-                            } else {
-                                format!("[{m}]")
-                            };
-                            format!("{:>16x} {}+{:#x} ({dso})", fr.addr, demangle(n), off)
-                        }
-                        None => format!("{:>16x} [unknown] ([kernel.kallsyms])", fr.addr),
-                    },
-                    DSO_UNKNOWN => format!("{:>16x} [unknown] ([unknown])", fr.addr),
-                    d => {
-                        let path = p.dsos[d as usize].clone();
-                        match symz.lookup_user(&path, fr.addr) {
-                            Some((n, off)) => {
-                                let own =
-                                    format!("{:>16x} {}+{:#x} ({path})", fr.addr, demangle(n), off);
-                                if inline {
-                                    with_inlines(&mut symz, &path, fr.addr, off, own)
-                                } else {
-                                    own
-                                }
-                            }
-                            None => format!("{:>16x} [unknown] ({path})", fr.addr),
-                        }
-                    }
-                };
-                lines[f as usize] = Some(text);
-            }
-            buf.push('\t');
-            buf.push_str(lines[f as usize].as_deref().unwrap_or(""));
-            buf.push('\n');
-        }
-        buf.push('\n');
-        if let Err(e) = out.write_all(buf.as_bytes()) {
-            io_err = Some(e);
-        }
-    });
-    if let Some(e) = io_err {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(Error::io("writing the script output", e));
-        }
-    }
-    let mut warnings = rec.warnings().to_vec();
-    warnings.extend(symz.take_warnings());
-    Ok(warnings)
-}
-
-/// perf script's lines for the functions inlined at an address (innermost first, each
-/// marked ` (inlined)`, without the DSO), followed by the address's own line.
-fn with_inlines(symz: &mut Symbolizer, path: &str, addr: u64, off: u64, own: String) -> String {
-    let Some(chain) = symz.src_frames(path, addr).filter(|c| c.len() > 1) else {
-        return own;
+    let scfg = crate::app::script::Config {
+        input: cfg.input.clone(),
+        sysroot: cfg.sysroot.clone(),
+        comms: cfg.comms.clone(),
+        no_inline: !cfg.inline,
+        ..Default::default()
     };
-    let mut text = String::new();
-    for fr in &chain[..chain.len() - 1] {
-        let name = fr
-            .function
-            .as_deref()
-            .map_or_else(|| "??".to_owned(), demangle);
-        text.push_str(&format!("{addr:>16x} {name}+{off:#x} (inlined)\n\t"));
-    }
-    text.push_str(&own);
-    text
-}
-
-fn symz_kernel_text_set(s: &Symbolizer) -> Option<u64> {
-    s.kernel_text()
+    crate::output::script::stream(&scfg, false, out)
 }
