@@ -33,6 +33,9 @@ const REG_BP: u32 = 6;
 const REG_SP: u32 = 7;
 const REG_IP: u32 = 8;
 
+/// The frame perf shows where an unwinding ran out of readable stack.
+pub const CUT_MARK: u64 = u64::MAX;
+
 /// Walks remembered before the memo is cleared (bounds its memory).
 const MEMO_LIMIT: usize = 1 << 20;
 
@@ -292,6 +295,13 @@ impl DwarfUnwinder {
                     }
                     None => break,
                 },
+                // As perf (libdw gives pc 0 for a return address it cannot read, and perf
+                // reports pc - 1): a chain cut by an unreadable stack word ends in an
+                // `[unknown]` frame at 0xffffffffffffffff.
+                Err(framehop::Error::CouldNotReadStack(_)) if frames.len() < self.max_stack => {
+                    frames.push(CUT_MARK);
+                    break;
+                }
                 _ => break,
             }
         }
@@ -509,7 +519,8 @@ mod tests {
             u.unwind(&s, &none).to_vec()
         };
         let first = sample(&stack);
-        assert_eq!(&first[..2], &[0x401000, 0x402344]);
+        // The saved bp points past the dump: the chain ends in perf's cut mark.
+        assert_eq!(first, [0x401000, 0x402344, CUT_MARK]);
         // A word the walk did not read changes: reused.
         stack[0x80] = 9;
         let again = sample(&stack);

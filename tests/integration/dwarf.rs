@@ -497,6 +497,13 @@ fn truncated_stacks_and_lost_samples_are_reported() {
         err.contains("deeper than the 256-byte stack dump") && err.contains("dwarf,512"),
         "{err}"
     );
+    // Each cut chain ends in the frame perf shows there, in both reports alike.
+    let args = ["--children", "--sort", "sym", "-g", "none"];
+    let ours = children(&ruperf_report(&data, &args));
+    let theirs = children(&perf_report(&data, &args));
+    let mark = "0xffffffffffffffff";
+    assert!(ours.get(mark).copied().unwrap_or(0.0) > 50.0, "{ours:?}");
+    assert!((ours[mark] - theirs.get(mark).copied().unwrap_or(0.0)).abs() <= 1.0);
     // A ring of four pages holds one 8 KiB sample at a time: samples are lost, and both
     // reports say how many.
     let data = dir.join("lost.data");
