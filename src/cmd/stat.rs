@@ -239,6 +239,13 @@ impl StatArgs {
         };
         let exporter: Box<dyn StatExporter> = if self.more.quiet {
             Box::new(Quiet)
+        } else if self.more.metric_only {
+            use crate::output::stat::metric_only::{Format, MetricOnly};
+            Box::new(MetricOnly::new(match (&self.field_separator, self.json) {
+                (_, true) => Format::Json,
+                (Some(sep), _) => Format::Csv(sep.clone()),
+                (None, false) => Format::Table,
+            }))
         } else if self.json {
             Box::new(Json::new().with_summary(self.more.summary))
         } else if let Some(sep) = &self.field_separator {

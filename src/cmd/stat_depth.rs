@@ -95,6 +95,9 @@ pub struct DepthArgs {
     /// Tracepoint filter for the last event, e.g. 'fd == 1' (the tracepoint's format fields)
     #[arg(long = "filter", value_name = "FILTER")]
     pub filter: Option<String>,
+    /// Print only the derived metrics, one column each
+    #[arg(long = "metric-only")]
+    pub metric_only: bool,
     /// Write the counts to descriptor N instead of stderr
     #[arg(long = "log-fd", value_name = "N", conflicts_with = "output")]
     pub log_fd: Option<i32>,

@@ -650,6 +650,10 @@ fn cgroups_count_like_perf() {
         have_perf(),
         "Debian's perf is not installed (apt-get install linux-perf)"
     );
+    require!(
+        crate::common::tracefs().is_some(),
+        "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+    );
     let busy = TestCgroup::new("ruperf-busy");
     require!(
         busy.is_some(),
@@ -657,22 +661,25 @@ fn cgroups_count_like_perf() {
     );
     let busy = busy.unwrap();
     let idle = TestCgroup::new("ruperf-idle").expect("second cgroup");
-    let bg = Background::start("ticker", &[], 50);
-    assert!(
-        busy.add(&bg.pid()),
-        "moving the workload into {}",
-        busy.name
+    // The command moves itself into the busy cgroup, then makes exactly 5000 writes there.
+    let writes = workload("writes");
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec {} 5000",
+        busy.mount.join(&busy.name).display(),
+        writes.display()
     );
     let list = format!("{},{}", busy.name, idle.name);
     let args = [
         "-a",
         "-x,",
         "-e",
-        "context-switches",
+        "syscalls:sys_enter_write",
         "--for-each-cgroup",
         &list,
-        "sleep",
-        "0.5",
+        "--",
+        "sh",
+        "-c",
+        &script,
     ];
     let (ours, code) = stat(&ruperf_path(), &args);
     assert_eq!(code, 0, "{ours}");
@@ -686,19 +693,11 @@ fn cgroups_count_like_perf() {
     let (o, t) = (rows(&ours), rows(&theirs));
     assert_eq!(o.len(), 2, "{ours}");
     assert_eq!(o[0].0, busy.name);
-    assert_eq!(
-        o.iter().map(|r| &r.0).collect::<Vec<_>>(),
-        t.iter().map(|r| &r.0).collect::<Vec<_>>()
-    );
-    // The idle cgroup: `<not counted>` in both; the busy one: ~1000 switches/s in both.
+    // The idle cgroup: `<not counted>` in both; the busy one: the 5000 writes, in both.
+    assert_eq!(o, t, "ruperf:\n{ours}\nperf:\n{theirs}");
     assert_eq!(o[1].1, "<not counted>", "{ours}");
-    assert_eq!(t[1].1, "<not counted>", "{theirs}");
-    let (ob, tb): (f64, f64) = (o[0].1.parse().unwrap(), t[0].1.parse().unwrap());
-    assert!(ob > 100.0, "{ours}");
-    assert!(
-        (ob - tb).abs() < 0.4 * tb.max(ob),
-        "ruperf {ob} vs perf {tb}"
-    );
+    let n: f64 = o[0].1.parse().unwrap();
+    assert!((5000.0..5010.0).contains(&n), "{ours}");
     // -G with one name applies to every event; an unknown cgroup is one line naming it.
     let g = [
         "-a",
@@ -708,7 +707,7 @@ fn cgroups_count_like_perf() {
         "-G",
         &busy.name,
         "sleep",
-        "0.2",
+        "0.1",
     ];
     let (ours, _) = stat(&ruperf_path(), &g);
     let (theirs, _) = stat(perf(), &g);
@@ -724,7 +723,6 @@ fn cgroups_count_like_perf() {
     assert!(e.contains("no-such-cgroup") && e.contains("ls "), "{e}");
     let (e, code) = stat(&ruperf_path(), &["-G", &busy.name, "true"]);
     assert_eq!(code, 64, "{e}");
-    drop(bg);
 }
 
 #[test]
@@ -794,4 +792,29 @@ fn tracepoint_filter_matches_perf() {
         &["-e", "page-faults", "--filter", "fd == 1", "true"],
     );
     assert_eq!(code, 64, "{e}");
+}
+
+#[test]
+fn metric_only_prints_the_software_metrics() {
+    // perf 6.1 prints only headers for software metrics here; the judge is ruperf's own
+    // metrics in the normal layout: same units, in the same order.
+    let (normal, _) = stat(
+        &ruperf_path(),
+        &["-x,", "-e", "task-clock,page-faults", "true"],
+    );
+    let (only, code) = stat(
+        &ruperf_path(),
+        &[
+            "--metric-only",
+            "-x,",
+            "-e",
+            "task-clock,page-faults",
+            "true",
+        ],
+    );
+    assert_eq!(code, 0, "{only}");
+    let units: Vec<String> = csv(&normal).into_iter().map(|f| f[6].clone()).collect();
+    let lines = csv(&only);
+    assert_eq!(lines[0], units, "{only}\n{normal}");
+    assert!(lines[1].iter().all(|v| v.parse::<f64>().is_ok()), "{only}");
 }

@@ -3,4 +3,5 @@
 pub mod aggr;
 pub mod csv;
 pub mod json;
+pub mod metric_only;
 pub mod table;
