@@ -626,10 +626,6 @@ impl TestCgroup {
         std::fs::create_dir(mount.join(&name)).ok()?;
         Some(TestCgroup { mount, name })
     }
-
-    fn add(&self, pid: &str) -> bool {
-        std::fs::write(self.mount.join(&self.name).join("cgroup.procs"), pid).is_ok()
-    }
 }
 
 impl Drop for TestCgroup {
