@@ -814,3 +814,69 @@ fn metric_only_prints_the_software_metrics() {
     assert_eq!(lines[0], units, "{only}\n{normal}");
     assert!(lines[1].iter().all(|v| v.parse::<f64>().is_ok()), "{only}");
 }
+
+#[test]
+fn per_unit_combines_with_interval_repeat_and_no_aggr_like_perf() {
+    require!(
+        have_perf(),
+        "Debian's perf is not installed (apt-get install linux-perf)"
+    );
+    for mode in [
+        "--per-socket",
+        "--per-die",
+        "--per-node",
+        "--per-core",
+        "-A",
+    ] {
+        let args = [
+            mode,
+            "-a",
+            "-I",
+            "100",
+            "--interval-count",
+            "2",
+            "-e",
+            "cpu-clock",
+        ];
+        let (ours, code) = stat(&ruperf_path(), &args);
+        assert_eq!(code, 0, "{ours}");
+        let (theirs, _) = stat(perf(), &args);
+        let first = |t: &str| t.lines().next().unwrap_or_default().trim_end().to_string();
+        assert_eq!(first(&ours), first(&theirs), "{mode} header");
+        let n = |t: &str| t.lines().filter(|l| l.contains("cpu-clock")).count();
+        assert_eq!(n(&ours), n(&theirs), "{mode} rows:\n{ours}\n{theirs}");
+    }
+    let args = [
+        "--per-socket",
+        "-a",
+        "-r",
+        "2",
+        "-e",
+        "cpu-clock",
+        "sleep",
+        "0.05",
+    ];
+    let (ours, _) = stat(&ruperf_path(), &args);
+    let (theirs, _) = stat(perf(), &args);
+    for t in [&ours, &theirs] {
+        assert!(t.contains("(2 runs)"), "{t}");
+        let row = t.lines().find(|l| l.contains("cpu-clock")).unwrap();
+        assert!(
+            row.starts_with("S0 ") && !row.contains("+-"),
+            "no spread per unit: {row}"
+        );
+    }
+    // The last of -A and --per-* wins, as in perf.
+    for (args, want) in [
+        (["-A", "--per-socket"], "S0"),
+        (["--per-socket", "-A"], "CPU0"),
+    ] {
+        let mut a = args.to_vec();
+        a.extend(["-a", "-x,", "-e", "cpu-clock", "sleep", "0.05"]);
+        let (ours, _) = stat(&ruperf_path(), &a);
+        let (theirs, _) = stat(perf(), &a);
+        let first = |t: &str| csv(t).first().map(|f| f[0].clone());
+        assert_eq!(first(&ours).as_deref(), Some(want), "{args:?}: {ours}");
+        assert_eq!(first(&ours), first(&theirs), "{args:?}");
+    }
+}
