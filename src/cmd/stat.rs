@@ -546,6 +546,10 @@ impl StatArgs {
     /// `-M` and `--topdown` need perf's per-model metric tables and a hardware PMU: say in one
     /// line what is missing here.
     fn check_metrics(&self, g: &Globals, system_wide: bool) -> Result<()> {
+        if self.more.metrics.is_none() && !self.more.topdown {
+            // Nothing to check: the default path reads nothing more.
+            return Ok(());
+        }
         let pmu = crate::counters::topology::hardware_pmu_present(&g.sysroot);
         let missing = if pmu {
             "ruperf has no per-CPU-model metric tables (perf's pmu-events) yet"
@@ -571,13 +575,25 @@ impl StatArgs {
     }
 }
 
-/// Parses `--control fd:CTL[,ACK]`.
+/// Parses `--control fd:CTL[,ACK]` or `--control fifo:CTL[,ACK]`.
 fn parse_control(text: &str) -> Result<ControlFds> {
     let bad = || {
         Error::Usage(format!(
-            "--control '{text}': expected fd:CTL[,ACK] with descriptor numbers, e.g. fd:3,4"
+            "--control '{text}': expected fd:CTL[,ACK] (descriptor numbers, e.g. fd:3,4) or fifo:CTL[,ACK] (paths)"
         ))
     };
+    if let Some(rest) = text.strip_prefix("fifo:") {
+        let mut it = rest.split(',');
+        let ctl = it.next().filter(|p| !p.is_empty()).ok_or_else(bad)?;
+        let ack = it.next().filter(|p| !p.is_empty()).map(PathBuf::from);
+        if it.next().is_some() {
+            return Err(bad());
+        }
+        return Ok(ControlFds::Fifo {
+            ctl: PathBuf::from(ctl),
+            ack,
+        });
+    }
     let rest = text.strip_prefix("fd:").ok_or_else(bad)?;
     let mut it = rest.split(',');
     let ctl = it.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
@@ -588,7 +604,7 @@ fn parse_control(text: &str) -> Result<ControlFds> {
     if it.next().is_some() {
         return Err(bad());
     }
-    Ok(ControlFds { ctl, ack })
+    Ok(ControlFds::Fd { ctl, ack })
 }
 
 /// `--quiet`: prints nothing.

@@ -50,8 +50,8 @@ pub struct DepthArgs {
     /// Shell command to run after each run
     #[arg(long = "post", value_name = "COMMAND")]
     pub post: Option<String>,
-    /// Commands (enable, disable, stop) on descriptor CTL; `ack` written to ACK: fd:CTL[,ACK]
-    #[arg(long = "control", value_name = "fd:CTL[,ACK]")]
+    /// Commands (enable, disable, stop) on descriptor or FIFO CTL; `ack` written to ACK
+    #[arg(long = "control", value_name = "fd:CTL[,ACK]|fifo:CTL[,ACK]")]
     pub control: Option<String>,
     /// Print nothing (the command's own output stays)
     #[arg(long = "quiet")]

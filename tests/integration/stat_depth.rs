@@ -441,6 +441,27 @@ fn control_fd_enables_counting_and_acks_like_perf() {
     assert!(ms > 1.0, "enabled by the control fd, it counts: {ours}");
     let (e, code) = stat(&ruperf_path(), &["-D", "-1", "true"]);
     assert_eq!(code, 64, "{e}");
+    // The same through named pipes (`fifo:CTL,ACK`).
+    let run = |tool: &str| {
+        bash(&format!(
+            "cd {d} && rm -f c2 a2 && mkfifo c2 a2; \
+             {tool} stat -D -1 --control fifo:c2,a2 -x, -e task-clock -- \
+             sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done' 2>out2.csv & \
+             echo enable > c2; read -t 10 a < a2; wait; echo \"got=$a\"; cat out2.csv",
+            d = dir.display()
+        ))
+    };
+    let ours = run(ruperf_path().to_str().unwrap());
+    let theirs = run("perf");
+    assert!(ours.contains("got=ack"), "{ours}");
+    assert!(theirs.contains("got=ack"), "{theirs}");
+    assert!(value(&ours, "task-clock") > 1.0, "{ours}");
+    let (e, code) = stat(
+        &ruperf_path(),
+        &["--control", "fifo:/nonexistent/x", "true"],
+    );
+    assert_eq!(code, 64, "{e}");
+    assert!(e.contains("mkfifo"), "{e}");
 }
 
 #[test]

@@ -78,7 +78,7 @@ struct Control {
 }
 
 impl Control {
-    fn open(c: ControlFds) -> Result<Control> {
+    fn open(c: &ControlFds) -> Result<Control> {
         let dup = |fd: i32| {
             fdio::dup_inherited(fd).map_err(|e| {
                 Error::Usage(format!(
@@ -86,9 +86,37 @@ impl Control {
                 ))
             })
         };
-        Ok(Control {
-            ctl: dup(c.ctl)?,
-            ack: c.ack.map(dup).transpose()?,
+        let fifo = |p: &std::path::Path| -> Result<OwnedFd> {
+            use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+            let bad = |why: String| {
+                Error::Usage(format!(
+                    "--control fifo:{}: {why}; create it with `mkfifo {}`",
+                    p.display(),
+                    p.display()
+                ))
+            };
+            // Read-write, so that opening never waits for the other end and no EOF arrives
+            // between writers.
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(p)
+                .map_err(|e| bad(e.to_string()))?;
+            if !f.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+                return Err(bad("not a FIFO".into()));
+            }
+            Ok(OwnedFd::from(f))
+        };
+        Ok(match c {
+            ControlFds::Fd { ctl, ack } => Control {
+                ctl: dup(*ctl)?,
+                ack: ack.map(dup).transpose()?,
+            },
+            ControlFds::Fifo { ctl, ack } => Control {
+                ctl: fifo(ctl)?,
+                ack: ack.as_deref().map(fifo).transpose()?,
+            },
         })
     }
 
@@ -287,7 +315,7 @@ fn start<'a>(
         Vec::new()
     };
     let on_exec = matches!(target, Target::Child(_) | Target::Inherited);
-    let control = cfg.depth.control.map(Control::open).transpose()?;
+    let control = cfg.depth.control.as_ref().map(Control::open).transpose()?;
     let mut enabled = on_exec && at_exec;
     if !on_exec && at_exec {
         session.enable()?;
