@@ -232,6 +232,38 @@ impl StatArgs {
             .as_deref()
             .map(str::parse::<RaplSource>)
             .transpose()?;
+        let out = self.output()?;
+        let mut depth = self.depth()?;
+        depth.tools = tools;
+        depth.filter = self.filter_target(&events)?;
+        depth.cgroups = self.cgroups(&mut events, cpus.is_some())?;
+        let cfg = StatConfig {
+            events,
+            command: self.command,
+            pids,
+            tids,
+            cpus,
+            per_cpu: self.no_aggr,
+            repeat: self.repeat,
+            interval: self.interval.map(Duration::from_millis),
+            interval_count: self.interval_count,
+            open: OpenOptions {
+                inherit: !self.no_inherit,
+            },
+            scale: !self.no_scale,
+            sysroot: g.sysroot.clone(),
+            energy,
+            rapl_source,
+            nvml_lib: g.nvml_lib.clone(),
+            depth,
+        };
+        Ok((cfg, out))
+    }
+}
+
+impl StatArgs {
+    /// The sink (`-o`, `--log-fd`, stderr) and the exporter the format options choose.
+    fn output(&self) -> Result<StatOutput> {
         let sink = match (&self.output, self.more.log_fd) {
             (Some(p), _) => Sink::file(p, self.append)?,
             (None, Some(fd)) => Sink::fd(fd)?,
@@ -260,31 +292,7 @@ impl StatArgs {
                 .flatten();
             Box::new(t.grouped(grouping))
         };
-        let mut depth = self.depth()?;
-        depth.tools = tools;
-        depth.filter = self.filter_target(&events)?;
-        depth.cgroups = self.cgroups(&mut events, cpus.is_some())?;
-        let cfg = StatConfig {
-            events,
-            command: self.command,
-            pids,
-            tids,
-            cpus,
-            per_cpu: self.no_aggr,
-            repeat: self.repeat,
-            interval: self.interval.map(Duration::from_millis),
-            interval_count: self.interval_count,
-            open: OpenOptions {
-                inherit: !self.no_inherit,
-            },
-            scale: !self.no_scale,
-            sysroot: g.sysroot.clone(),
-            energy,
-            rapl_source,
-            nvml_lib: g.nvml_lib.clone(),
-            depth,
-        };
-        Ok((cfg, StatOutput { sink, exporter }))
+        Ok(StatOutput { sink, exporter })
     }
 }
 

@@ -232,6 +232,40 @@ impl Live<'_> {
     }
 }
 
+/// Opens the counters, each in its cgroup when `-G`/`--for-each-cgroup` gave one, and applies
+/// `--filter`.
+fn open_session(
+    cfg: &StatConfig,
+    events: &EventList,
+    target: &Target,
+    at_exec: bool,
+) -> Result<Session> {
+    // The cgroups' directories are needed only while the counters are opened.
+    let dirs: Vec<Option<cgroup::Cgroup>> = cfg
+        .depth
+        .cgroups
+        .iter()
+        .map(|c| {
+            c.as_deref()
+                .map(|n| cgroup::open(&cfg.sysroot, n))
+                .transpose()
+        })
+        .collect::<Result<_>>()?;
+    let fds: Vec<Option<BorrowedFd<'_>>> = dirs
+        .iter()
+        .map(|d| d.as_ref().map(|c| c.dir.as_fd()))
+        .collect();
+    let session = Session::open_in_cgroups(events, target, cfg.open, &cfg.sysroot, at_exec, &fds)?;
+    drop(fds);
+    drop(dirs);
+    if let Some((i, f)) = &cfg.depth.filter {
+        if !cfg.depth.null {
+            session.set_filter(*i, f)?;
+        }
+    }
+    Ok(session)
+}
+
 /// Opens the counters and starts or attaches to the target.
 fn start<'a>(
     cfg: &'a StatConfig,
@@ -269,29 +303,7 @@ fn start<'a>(
     let none = EventList::default();
     let events = if cfg.depth.null { &none } else { &cfg.events };
     let at_exec = cfg.depth.delay.is_none();
-    // The cgroups' directories are needed only while the counters are opened.
-    let dirs: Vec<Option<cgroup::Cgroup>> = cfg
-        .depth
-        .cgroups
-        .iter()
-        .map(|c| {
-            c.as_deref()
-                .map(|n| cgroup::open(&cfg.sysroot, n))
-                .transpose()
-        })
-        .collect::<Result<_>>()?;
-    let fds: Vec<Option<BorrowedFd<'_>>> = dirs
-        .iter()
-        .map(|d| d.as_ref().map(|c| c.dir.as_fd()))
-        .collect();
-    let session = Session::open_in_cgroups(events, &target, cfg.open, &cfg.sysroot, at_exec, &fds)?;
-    drop(fds);
-    drop(dirs);
-    if let Some((i, f)) = &cfg.depth.filter {
-        if !cfg.depth.null {
-            session.set_filter(*i, f)?;
-        }
-    }
+    let session = open_session(cfg, events, &target, at_exec)?;
     if first {
         result.attrs = session
             .counters
