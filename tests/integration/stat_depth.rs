@@ -751,7 +751,7 @@ fn terms_on_named_events_match_perf() {
     let args = [
         "-x,",
         "-e",
-        "cpu-clock/period=1000/,task-clock/name=tc/,page-faults/period=1/u,duration_time",
+        "cpu-clock/period=1000/,duration_time,task-clock/name=tc/,user_time,page-faults/period=1/u",
         "true",
     ];
     let (ours, code) = stat(&ruperf_path(), &args);
