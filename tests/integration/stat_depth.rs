@@ -55,7 +55,7 @@ fn per_unit_rows_match_perf() {
             "-a",
             "-x,",
             "-e",
-            "cpu-clock,page-faults",
+            "duration_time,cpu-clock,page-faults",
             "sleep",
             "0.1",
         ];

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use super::aggr::{self, AggrMode, Unit};
+use super::aggr::{self, Aggr, AggrMode, Unit};
 use super::options::{ControlFds, Delay, ToolEvent};
 use super::{
     interval_row, read_counts, rows, CounterRow, IntervalRow, Layout, RunResult, Shape, StatConfig,
@@ -527,22 +527,73 @@ fn tool_row(t: ToolEvent, elapsed: f64, times: Option<ChildTimes>) -> CounterRow
     }
 }
 
-/// Puts the tool events' rows where they were given among the counter events.
+/// Puts the tool events' rows where they were given among the counter events. Split by CPU
+/// or unit, perf shows a tool event once, on the first CPU or unit (with a CPU count of 1).
 fn add_tools(
     cfg: &StatConfig,
     counters: &mut Vec<CounterRow>,
     elapsed: f64,
     t: Option<ChildTimes>,
+    units: &[Unit],
 ) {
-    let total = cfg.depth.aggr.is_none() && !cfg.per_cpu;
+    let ncpu = cfg.cpus.as_ref().map_or(1, Vec::len);
     for (k, &(pos, tool)) in cfg.depth.tools.iter().enumerate() {
-        let at = if total && !cfg.depth.null {
-            (pos + k).min(counters.len())
-        } else {
-            counters.len()
+        let mut row = tool_row(tool, elapsed, t);
+        let first = units.first().map(|u| u.id.clone());
+        let at = match (cfg.depth.aggr, first) {
+            _ if cfg.depth.null => counters.len(),
+            (None, _) if cfg.per_cpu => {
+                row.cpu = cfg.cpus.as_ref().and_then(|c| c.first().copied());
+                pos * ncpu + k
+            }
+            (None, _) => pos + k,
+            (Some(AggrMode::Thread), Some(id)) => {
+                row.aggr = Some(Aggr { id, nr: 0 });
+                pos * units.len() + k
+            }
+            (Some(_), Some(_)) => {
+                // Unit-major blocks: handled below, every unit at once.
+                continue;
+            }
+            (Some(_), None) => counters.len(),
         };
-        counters.insert(at, tool_row(tool, elapsed, t));
+        counters.insert(at.min(counters.len()), row);
     }
+    let per_unit = matches!(cfg.depth.aggr, Some(m) if m != AggrMode::Thread);
+    if per_unit && !units.is_empty() && !cfg.depth.null && !cfg.depth.tools.is_empty() {
+        tools_per_unit(cfg, counters, elapsed, t, units);
+    }
+}
+
+/// perf's tool rows under `--per-socket` and the like: counted in the first unit (CPU count
+/// 1), `<not counted>` (CPU count 0) in every other.
+fn tools_per_unit(
+    cfg: &StatConfig,
+    counters: &mut Vec<CounterRow>,
+    elapsed: f64,
+    t: Option<ChildTimes>,
+    units: &[Unit],
+) {
+    let block = counters.len() / units.len();
+    let mut rows = std::mem::take(counters).into_iter();
+    for (u, unit) in units.iter().enumerate() {
+        let mut chunk: Vec<CounterRow> = rows.by_ref().take(block).collect();
+        for (k, &(pos, tool)) in cfg.depth.tools.iter().enumerate() {
+            let mut row = tool_row(tool, elapsed, t);
+            row.aggr = Some(Aggr {
+                id: unit.id.clone(),
+                nr: u32::from(u == 0),
+            });
+            if u > 0 {
+                row.status = Status::NotCounted;
+                row.count = 0.0;
+                row.raw = RawCount::default();
+            }
+            chunk.insert((pos + k).min(chunk.len()), row);
+        }
+        counters.extend(chunk);
+    }
+    counters.extend(rows);
 }
 
 /// One complete run.
@@ -614,7 +665,7 @@ pub(super) fn run_once(
         &live.units,
         &cfg.depth.cgroups,
     );
-    add_tools(cfg, &mut counters, elapsed, times);
+    add_tools(cfg, &mut counters, elapsed, times, &live.units);
     if let Some(post) = &cfg.depth.post {
         shell(post, "--post")?;
     }
