@@ -235,27 +235,7 @@ impl StatArgs {
             .as_deref()
             .map(str::parse::<RaplSource>)
             .transpose()?;
-        let sink = match (&self.output, self.more.log_fd) {
-            (Some(p), _) => Sink::file(p, self.append)?,
-            (None, Some(fd)) => Sink::fd(fd)?,
-            (None, None) => Sink::stderr(),
-        };
-        let exporter: Box<dyn StatExporter> = if self.more.quiet {
-            Box::new(Quiet)
-        } else if self.json {
-            Box::new(Json::new().with_summary(self.more.summary))
-        } else if let Some(sep) = &self.field_separator {
-            Box::new(Csv::new(sep).with_summary(self.more.summary))
-        } else {
-            let mut t = Table::new(self.verbose);
-            t.interval_clear = self.more.interval_clear;
-            t.summary = self.more.summary;
-            // perf groups digits by default, after the locale (none in C/POSIX).
-            let grouping = (!self.more.no_big_num)
-                .then(fdio::numeric_grouping)
-                .flatten();
-            Box::new(t.grouped(grouping))
-        };
+        let out = self.output()?;
         let mut depth = self.depth()?;
         depth.tools = tools;
         depth.filter = self.filter_target(&events)?;
@@ -280,7 +260,42 @@ impl StatArgs {
             nvml_lib: g.nvml_lib.clone(),
             depth,
         };
-        Ok((cfg, StatOutput { sink, exporter }))
+        Ok((cfg, out))
+    }
+}
+
+impl StatArgs {
+    /// The sink (`-o`, `--log-fd`, stderr) and the exporter the format options choose.
+    fn output(&self) -> Result<StatOutput> {
+        let sink = match (&self.output, self.more.log_fd) {
+            (Some(p), _) => Sink::file(p, self.append)?,
+            (None, Some(fd)) => Sink::fd(fd)?,
+            (None, None) => Sink::stderr(),
+        };
+        let exporter: Box<dyn StatExporter> = if self.more.quiet {
+            Box::new(Quiet)
+        } else if self.more.metric_only {
+            use crate::output::stat::metric_only::{Format, MetricOnly};
+            Box::new(MetricOnly::new(match (&self.field_separator, self.json) {
+                (_, true) => Format::Json,
+                (Some(sep), _) => Format::Csv(sep.clone()),
+                (None, false) => Format::Table,
+            }))
+        } else if self.json {
+            Box::new(Json::new().with_summary(self.more.summary))
+        } else if let Some(sep) = &self.field_separator {
+            Box::new(Csv::new(sep).with_summary(self.more.summary))
+        } else {
+            let mut t = Table::new(self.verbose);
+            t.interval_clear = self.more.interval_clear;
+            t.summary = self.more.summary;
+            // perf groups digits by default, after the locale (none in C/POSIX).
+            let grouping = (!self.more.no_big_num)
+                .then(fdio::numeric_grouping)
+                .flatten();
+            Box::new(t.grouped(grouping))
+        };
+        Ok(StatOutput { sink, exporter })
     }
 }
 
@@ -542,6 +557,10 @@ impl StatArgs {
     /// `-M` and `--topdown` need perf's per-model metric tables and a hardware PMU: say in one
     /// line what is missing here.
     fn check_metrics(&self, g: &Globals, system_wide: bool) -> Result<()> {
+        if self.more.metrics.is_none() && !self.more.topdown {
+            // Nothing to check: the default path reads nothing more.
+            return Ok(());
+        }
         let pmu = crate::counters::topology::hardware_pmu_present(&g.sysroot);
         let missing = if pmu {
             "ruperf has no per-CPU-model metric tables (perf's pmu-events) yet"
@@ -567,13 +586,25 @@ impl StatArgs {
     }
 }
 
-/// Parses `--control fd:CTL[,ACK]`.
+/// Parses `--control fd:CTL[,ACK]` or `--control fifo:CTL[,ACK]`.
 fn parse_control(text: &str) -> Result<ControlFds> {
     let bad = || {
         Error::Usage(format!(
-            "--control '{text}': expected fd:CTL[,ACK] with descriptor numbers, e.g. fd:3,4"
+            "--control '{text}': expected fd:CTL[,ACK] (descriptor numbers, e.g. fd:3,4) or fifo:CTL[,ACK] (paths)"
         ))
     };
+    if let Some(rest) = text.strip_prefix("fifo:") {
+        let mut it = rest.split(',');
+        let ctl = it.next().filter(|p| !p.is_empty()).ok_or_else(bad)?;
+        let ack = it.next().filter(|p| !p.is_empty()).map(PathBuf::from);
+        if it.next().is_some() {
+            return Err(bad());
+        }
+        return Ok(ControlFds::Fifo {
+            ctl: PathBuf::from(ctl),
+            ack,
+        });
+    }
     let rest = text.strip_prefix("fd:").ok_or_else(bad)?;
     let mut it = rest.split(',');
     let ctl = it.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
@@ -584,7 +615,7 @@ fn parse_control(text: &str) -> Result<ControlFds> {
     if it.next().is_some() {
         return Err(bad());
     }
-    Ok(ControlFds { ctl, ack })
+    Ok(ControlFds::Fd { ctl, ack })
 }
 
 /// `--quiet`: prints nothing.

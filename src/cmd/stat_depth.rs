@@ -50,8 +50,8 @@ pub struct DepthArgs {
     /// Shell command to run after each run
     #[arg(long = "post", value_name = "COMMAND")]
     pub post: Option<String>,
-    /// Commands (enable, disable, stop) on descriptor CTL; `ack` written to ACK: fd:CTL[,ACK]
-    #[arg(long = "control", value_name = "fd:CTL[,ACK]")]
+    /// Commands (enable, disable, stop) on descriptor or FIFO CTL; `ack` written to ACK
+    #[arg(long = "control", value_name = "fd:CTL[,ACK]|fifo:CTL[,ACK]")]
     pub control: Option<String>,
     /// Print nothing (the command's own output stays)
     #[arg(long = "quiet")]
@@ -95,6 +95,9 @@ pub struct DepthArgs {
     /// Tracepoint filter for the last event, e.g. 'fd == 1' (the tracepoint's format fields)
     #[arg(long = "filter", value_name = "FILTER")]
     pub filter: Option<String>,
+    /// Print only the derived metrics, one column each
+    #[arg(long = "metric-only")]
+    pub metric_only: bool,
     /// Write the counts to descriptor N instead of stderr
     #[arg(long = "log-fd", value_name = "N", conflicts_with = "output")]
     pub log_fd: Option<i32>,

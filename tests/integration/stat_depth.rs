@@ -55,7 +55,7 @@ fn per_unit_rows_match_perf() {
             "-a",
             "-x,",
             "-e",
-            "cpu-clock,page-faults",
+            "duration_time,cpu-clock,page-faults",
             "sleep",
             "0.1",
         ];
@@ -441,6 +441,27 @@ fn control_fd_enables_counting_and_acks_like_perf() {
     assert!(ms > 1.0, "enabled by the control fd, it counts: {ours}");
     let (e, code) = stat(&ruperf_path(), &["-D", "-1", "true"]);
     assert_eq!(code, 64, "{e}");
+    // The same through named pipes (`fifo:CTL,ACK`).
+    let run = |tool: &str| {
+        bash(&format!(
+            "cd {d} && rm -f c2 a2 && mkfifo c2 a2; \
+             {tool} stat -D -1 --control fifo:c2,a2 -x, -e task-clock -- \
+             sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done' 2>out2.csv & \
+             echo enable > c2; read -t 10 a < a2; wait; echo \"got=$a\"; cat out2.csv",
+            d = dir.display()
+        ))
+    };
+    let ours = run(ruperf_path().to_str().unwrap());
+    let theirs = run("perf");
+    assert!(ours.contains("got=ack"), "{ours}");
+    assert!(theirs.contains("got=ack"), "{theirs}");
+    assert!(value(&ours, "task-clock") > 1.0, "{ours}");
+    let (e, code) = stat(
+        &ruperf_path(),
+        &["--control", "fifo:/nonexistent/x", "true"],
+    );
+    assert_eq!(code, 64, "{e}");
+    assert!(e.contains("mkfifo"), "{e}");
 }
 
 #[test]
@@ -626,10 +647,6 @@ impl TestCgroup {
         std::fs::create_dir(mount.join(&name)).ok()?;
         Some(TestCgroup { mount, name })
     }
-
-    fn add(&self, pid: &str) -> bool {
-        std::fs::write(self.mount.join(&self.name).join("cgroup.procs"), pid).is_ok()
-    }
 }
 
 impl Drop for TestCgroup {
@@ -650,6 +667,10 @@ fn cgroups_count_like_perf() {
         have_perf(),
         "Debian's perf is not installed (apt-get install linux-perf)"
     );
+    require!(
+        crate::common::tracefs().is_some(),
+        "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+    );
     let busy = TestCgroup::new("ruperf-busy");
     require!(
         busy.is_some(),
@@ -657,22 +678,25 @@ fn cgroups_count_like_perf() {
     );
     let busy = busy.unwrap();
     let idle = TestCgroup::new("ruperf-idle").expect("second cgroup");
-    let bg = Background::start("ticker", &[], 50);
-    assert!(
-        busy.add(&bg.pid()),
-        "moving the workload into {}",
-        busy.name
+    // The command moves itself into the busy cgroup, then makes exactly 5000 writes there.
+    let writes = workload("writes");
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec {} 5000",
+        busy.mount.join(&busy.name).display(),
+        writes.display()
     );
     let list = format!("{},{}", busy.name, idle.name);
     let args = [
         "-a",
         "-x,",
         "-e",
-        "context-switches",
+        "syscalls:sys_enter_write",
         "--for-each-cgroup",
         &list,
-        "sleep",
-        "0.5",
+        "--",
+        "sh",
+        "-c",
+        &script,
     ];
     let (ours, code) = stat(&ruperf_path(), &args);
     assert_eq!(code, 0, "{ours}");
@@ -686,19 +710,11 @@ fn cgroups_count_like_perf() {
     let (o, t) = (rows(&ours), rows(&theirs));
     assert_eq!(o.len(), 2, "{ours}");
     assert_eq!(o[0].0, busy.name);
-    assert_eq!(
-        o.iter().map(|r| &r.0).collect::<Vec<_>>(),
-        t.iter().map(|r| &r.0).collect::<Vec<_>>()
-    );
-    // The idle cgroup: `<not counted>` in both; the busy one: ~1000 switches/s in both.
+    // The idle cgroup: `<not counted>` in both; the busy one: the 5000 writes, in both.
+    assert_eq!(o, t, "ruperf:\n{ours}\nperf:\n{theirs}");
     assert_eq!(o[1].1, "<not counted>", "{ours}");
-    assert_eq!(t[1].1, "<not counted>", "{theirs}");
-    let (ob, tb): (f64, f64) = (o[0].1.parse().unwrap(), t[0].1.parse().unwrap());
-    assert!(ob > 100.0, "{ours}");
-    assert!(
-        (ob - tb).abs() < 0.4 * tb.max(ob),
-        "ruperf {ob} vs perf {tb}"
-    );
+    let n: f64 = o[0].1.parse().unwrap();
+    assert!((5000.0..5010.0).contains(&n), "{ours}");
     // -G with one name applies to every event; an unknown cgroup is one line naming it.
     let g = [
         "-a",
@@ -708,7 +724,7 @@ fn cgroups_count_like_perf() {
         "-G",
         &busy.name,
         "sleep",
-        "0.2",
+        "0.1",
     ];
     let (ours, _) = stat(&ruperf_path(), &g);
     let (theirs, _) = stat(perf(), &g);
@@ -724,7 +740,6 @@ fn cgroups_count_like_perf() {
     assert!(e.contains("no-such-cgroup") && e.contains("ls "), "{e}");
     let (e, code) = stat(&ruperf_path(), &["-G", &busy.name, "true"]);
     assert_eq!(code, 64, "{e}");
-    drop(bg);
 }
 
 #[test]
@@ -736,7 +751,7 @@ fn terms_on_named_events_match_perf() {
     let args = [
         "-x,",
         "-e",
-        "cpu-clock/period=1000/,task-clock/name=tc/,page-faults/period=1/u,duration_time",
+        "cpu-clock/period=1000/,duration_time,task-clock/name=tc/,user_time,page-faults/period=1/u",
         "true",
     ];
     let (ours, code) = stat(&ruperf_path(), &args);
@@ -794,4 +809,95 @@ fn tracepoint_filter_matches_perf() {
         &["-e", "page-faults", "--filter", "fd == 1", "true"],
     );
     assert_eq!(code, 64, "{e}");
+}
+
+#[test]
+fn metric_only_prints_the_software_metrics() {
+    // perf 6.1 prints only headers for software metrics here; the judge is ruperf's own
+    // metrics in the normal layout: same units, in the same order.
+    let (normal, _) = stat(
+        &ruperf_path(),
+        &["-x,", "-e", "task-clock,page-faults", "true"],
+    );
+    let (only, code) = stat(
+        &ruperf_path(),
+        &[
+            "--metric-only",
+            "-x,",
+            "-e",
+            "task-clock,page-faults",
+            "true",
+        ],
+    );
+    assert_eq!(code, 0, "{only}");
+    let units: Vec<String> = csv(&normal).into_iter().map(|f| f[6].clone()).collect();
+    let lines = csv(&only);
+    assert_eq!(lines[0], units, "{only}\n{normal}");
+    assert!(lines[1].iter().all(|v| v.parse::<f64>().is_ok()), "{only}");
+}
+
+#[test]
+fn per_unit_combines_with_interval_repeat_and_no_aggr_like_perf() {
+    require!(
+        have_perf(),
+        "Debian's perf is not installed (apt-get install linux-perf)"
+    );
+    for mode in [
+        "--per-socket",
+        "--per-die",
+        "--per-node",
+        "--per-core",
+        "-A",
+    ] {
+        let args = [
+            mode,
+            "-a",
+            "-I",
+            "100",
+            "--interval-count",
+            "2",
+            "-e",
+            "cpu-clock",
+        ];
+        let (ours, code) = stat(&ruperf_path(), &args);
+        assert_eq!(code, 0, "{ours}");
+        let (theirs, _) = stat(perf(), &args);
+        let first = |t: &str| t.lines().next().unwrap_or_default().trim_end().to_string();
+        assert_eq!(first(&ours), first(&theirs), "{mode} header");
+        let n = |t: &str| t.lines().filter(|l| l.contains("cpu-clock")).count();
+        assert_eq!(n(&ours), n(&theirs), "{mode} rows:\n{ours}\n{theirs}");
+    }
+    let args = [
+        "--per-socket",
+        "-a",
+        "-r",
+        "2",
+        "-e",
+        "cpu-clock",
+        "sleep",
+        "0.05",
+    ];
+    let (ours, _) = stat(&ruperf_path(), &args);
+    let (theirs, _) = stat(perf(), &args);
+    for t in [&ours, &theirs] {
+        assert!(t.contains("(2 runs)"), "{t}");
+        let row = t.lines().find(|l| l.contains("cpu-clock")).unwrap();
+        assert!(
+            row.starts_with("S0 ") && !row.contains("+-"),
+            "no spread per unit: {row}"
+        );
+    }
+    // The last of -A and --per-* wins, as in perf.
+    for (args, want) in [
+        (["-A", "--per-socket"], "S0"),
+        (["--per-socket", "-A"], "CPU0"),
+    ] {
+        let mut a = args.to_vec();
+        a.extend(["-a", "-x,", "-e", "cpu-clock", "sleep", "0.05"]);
+        let (ours, _) = stat(&ruperf_path(), &a);
+        let (theirs, _) = stat(perf(), &a);
+        let first = |t: &str| csv(t).first().map(|f| f[0].clone());
+        assert_eq!(first(&ours).as_deref(), Some(want), "{args:?}: {ours}");
+        assert_eq!(first(&ours), first(&theirs), "{args:?}");
+    }
 }

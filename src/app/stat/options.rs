@@ -14,13 +14,24 @@ pub enum Delay {
     Disabled,
 }
 
-/// The `--control` channel: commands read from one descriptor, acks written to another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ControlFds {
-    /// Descriptor the `enable`/`disable`/`ping`/`stop` commands arrive on.
-    pub ctl: i32,
-    /// Descriptor `ack\n` is written to after each command.
-    pub ack: Option<i32>,
+/// The `--control` channel: commands read from one descriptor or FIFO, acks written to
+/// another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlFds {
+    /// `fd:CTL[,ACK]`: descriptors inherited from the caller.
+    Fd {
+        /// Descriptor the `enable`/`disable`/`stop` commands arrive on.
+        ctl: i32,
+        /// Descriptor `ack\n` is written to after each command.
+        ack: Option<i32>,
+    },
+    /// `fifo:CTL[,ACK]`: named pipes ruperf opens.
+    Fifo {
+        /// FIFO the commands arrive on.
+        ctl: std::path::PathBuf,
+        /// FIFO `ack\n` is written to.
+        ack: Option<std::path::PathBuf>,
+    },
 }
 
 /// Timing, aggregation and run-control options.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use super::aggr::{self, AggrMode, Unit};
+use super::aggr::{self, Aggr, AggrMode, Unit};
 use super::options::{ControlFds, Delay, ToolEvent};
 use super::{
     interval_row, read_counts, rows, CounterRow, IntervalRow, Layout, RunResult, Shape, StatConfig,
@@ -78,7 +78,7 @@ struct Control {
 }
 
 impl Control {
-    fn open(c: ControlFds) -> Result<Control> {
+    fn open(c: &ControlFds) -> Result<Control> {
         let dup = |fd: i32| {
             fdio::dup_inherited(fd).map_err(|e| {
                 Error::Usage(format!(
@@ -86,9 +86,37 @@ impl Control {
                 ))
             })
         };
-        Ok(Control {
-            ctl: dup(c.ctl)?,
-            ack: c.ack.map(dup).transpose()?,
+        let fifo = |p: &std::path::Path| -> Result<OwnedFd> {
+            use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+            let bad = |why: String| {
+                Error::Usage(format!(
+                    "--control fifo:{}: {why}; create it with `mkfifo {}`",
+                    p.display(),
+                    p.display()
+                ))
+            };
+            // Read-write, so that opening never waits for the other end and no EOF arrives
+            // between writers.
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(p)
+                .map_err(|e| bad(e.to_string()))?;
+            if !f.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+                return Err(bad("not a FIFO".into()));
+            }
+            Ok(OwnedFd::from(f))
+        };
+        Ok(match c {
+            ControlFds::Fd { ctl, ack } => Control {
+                ctl: dup(*ctl)?,
+                ack: ack.map(dup).transpose()?,
+            },
+            ControlFds::Fifo { ctl, ack } => Control {
+                ctl: fifo(ctl)?,
+                ack: ack.as_deref().map(fifo).transpose()?,
+            },
         })
     }
 
@@ -204,6 +232,40 @@ impl Live<'_> {
     }
 }
 
+/// Opens the counters, each in its cgroup when `-G`/`--for-each-cgroup` gave one, and applies
+/// `--filter`.
+fn open_session(
+    cfg: &StatConfig,
+    events: &EventList,
+    target: &Target,
+    at_exec: bool,
+) -> Result<Session> {
+    // The cgroups' directories are needed only while the counters are opened.
+    let dirs: Vec<Option<cgroup::Cgroup>> = cfg
+        .depth
+        .cgroups
+        .iter()
+        .map(|c| {
+            c.as_deref()
+                .map(|n| cgroup::open(&cfg.sysroot, n))
+                .transpose()
+        })
+        .collect::<Result<_>>()?;
+    let fds: Vec<Option<BorrowedFd<'_>>> = dirs
+        .iter()
+        .map(|d| d.as_ref().map(|c| c.dir.as_fd()))
+        .collect();
+    let session = Session::open_in_cgroups(events, target, cfg.open, &cfg.sysroot, at_exec, &fds)?;
+    drop(fds);
+    drop(dirs);
+    if let Some((i, f)) = &cfg.depth.filter {
+        if !cfg.depth.null {
+            session.set_filter(*i, f)?;
+        }
+    }
+    Ok(session)
+}
+
 /// Opens the counters and starts or attaches to the target.
 fn start<'a>(
     cfg: &'a StatConfig,
@@ -241,29 +303,7 @@ fn start<'a>(
     let none = EventList::default();
     let events = if cfg.depth.null { &none } else { &cfg.events };
     let at_exec = cfg.depth.delay.is_none();
-    // The cgroups' directories are needed only while the counters are opened.
-    let dirs: Vec<Option<cgroup::Cgroup>> = cfg
-        .depth
-        .cgroups
-        .iter()
-        .map(|c| {
-            c.as_deref()
-                .map(|n| cgroup::open(&cfg.sysroot, n))
-                .transpose()
-        })
-        .collect::<Result<_>>()?;
-    let fds: Vec<Option<BorrowedFd<'_>>> = dirs
-        .iter()
-        .map(|d| d.as_ref().map(|c| c.dir.as_fd()))
-        .collect();
-    let session = Session::open_in_cgroups(events, &target, cfg.open, &cfg.sysroot, at_exec, &fds)?;
-    drop(fds);
-    drop(dirs);
-    if let Some((i, f)) = &cfg.depth.filter {
-        if !cfg.depth.null {
-            session.set_filter(*i, f)?;
-        }
-    }
+    let session = open_session(cfg, events, &target, at_exec)?;
     if first {
         result.attrs = session
             .counters
@@ -287,7 +327,7 @@ fn start<'a>(
         Vec::new()
     };
     let on_exec = matches!(target, Target::Child(_) | Target::Inherited);
-    let control = cfg.depth.control.map(Control::open).transpose()?;
+    let control = cfg.depth.control.as_ref().map(Control::open).transpose()?;
     let mut enabled = on_exec && at_exec;
     if !on_exec && at_exec {
         session.enable()?;
@@ -487,22 +527,73 @@ fn tool_row(t: ToolEvent, elapsed: f64, times: Option<ChildTimes>) -> CounterRow
     }
 }
 
-/// Puts the tool events' rows where they were given among the counter events.
+/// Puts the tool events' rows where they were given among the counter events. Split by CPU
+/// or unit, perf shows a tool event once, on the first CPU or unit (with a CPU count of 1).
 fn add_tools(
     cfg: &StatConfig,
     counters: &mut Vec<CounterRow>,
     elapsed: f64,
     t: Option<ChildTimes>,
+    units: &[Unit],
 ) {
-    let total = cfg.depth.aggr.is_none() && !cfg.per_cpu;
+    let ncpu = cfg.cpus.as_ref().map_or(1, Vec::len);
     for (k, &(pos, tool)) in cfg.depth.tools.iter().enumerate() {
-        let at = if total && !cfg.depth.null {
-            (pos + k).min(counters.len())
-        } else {
-            counters.len()
+        let mut row = tool_row(tool, elapsed, t);
+        let first = units.first().map(|u| u.id.clone());
+        let at = match (cfg.depth.aggr, first) {
+            _ if cfg.depth.null => counters.len(),
+            (None, _) if cfg.per_cpu => {
+                row.cpu = cfg.cpus.as_ref().and_then(|c| c.first().copied());
+                pos * ncpu + k
+            }
+            (None, _) => pos + k,
+            (Some(AggrMode::Thread), Some(id)) => {
+                row.aggr = Some(Aggr { id, nr: 0 });
+                pos * units.len() + k
+            }
+            (Some(_), Some(_)) => {
+                // Unit-major blocks: handled below, every unit at once.
+                continue;
+            }
+            (Some(_), None) => counters.len(),
         };
-        counters.insert(at, tool_row(tool, elapsed, t));
+        counters.insert(at.min(counters.len()), row);
     }
+    let per_unit = matches!(cfg.depth.aggr, Some(m) if m != AggrMode::Thread);
+    if per_unit && !units.is_empty() && !cfg.depth.null && !cfg.depth.tools.is_empty() {
+        tools_per_unit(cfg, counters, elapsed, t, units);
+    }
+}
+
+/// perf's tool rows under `--per-socket` and the like: counted in the first unit (CPU count
+/// 1), `<not counted>` (CPU count 0) in every other.
+fn tools_per_unit(
+    cfg: &StatConfig,
+    counters: &mut Vec<CounterRow>,
+    elapsed: f64,
+    t: Option<ChildTimes>,
+    units: &[Unit],
+) {
+    let block = counters.len() / units.len();
+    let mut rows = std::mem::take(counters).into_iter();
+    for (u, unit) in units.iter().enumerate() {
+        let mut chunk: Vec<CounterRow> = rows.by_ref().take(block).collect();
+        for (k, &(pos, tool)) in cfg.depth.tools.iter().enumerate() {
+            let mut row = tool_row(tool, elapsed, t);
+            row.aggr = Some(Aggr {
+                id: unit.id.clone(),
+                nr: u32::from(u == 0),
+            });
+            if u > 0 {
+                row.status = Status::NotCounted;
+                row.count = 0.0;
+                row.raw = RawCount::default();
+            }
+            chunk.insert((pos + k).min(chunk.len()), row);
+        }
+        counters.extend(chunk);
+    }
+    counters.extend(rows);
 }
 
 /// One complete run.
@@ -574,7 +665,7 @@ pub(super) fn run_once(
         &live.units,
         &cfg.depth.cgroups,
     );
-    add_tools(cfg, &mut counters, elapsed, times);
+    add_tools(cfg, &mut counters, elapsed, times, &live.units);
     if let Some(post) = &cfg.depth.post {
         shell(post, "--post")?;
     }

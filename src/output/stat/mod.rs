@@ -4,5 +4,6 @@ pub mod aggr;
 pub mod baseline;
 pub mod csv;
 pub mod json;
+pub mod metric_only;
 pub mod openmetrics;
 pub mod table;
