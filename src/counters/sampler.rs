@@ -260,7 +260,10 @@ mod tests {
                 // RUPERF_STRICT_TESTS=1 (CI).
                 let why = format!("cannot open task-clock sampling: {:?}", e.err);
                 assert!(std::env::var_os("RUPERF_STRICT_TESTS").is_none(), "{why}");
-                eprintln!("SKIP: {why}");
+                let _ = std::io::Write::write_fmt(
+                    &mut std::io::stderr(),
+                    format_args!("SKIP: {why}\n"),
+                );
                 None
             }
         }

@@ -19,7 +19,12 @@ macro_rules! require {
             if $crate::common::strict() {
                 panic!("required under RUPERF_STRICT_TESTS=1 but missing: {reason}");
             }
-            eprintln!("SKIP: {reason}");
+            // Straight to the process's stderr, not through the test harness's capture, so a
+            // plain `cargo test` shows every skip and its reason.
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("SKIP: {}: {reason}\n", module_path!()),
+            );
             return;
         }
     };
