@@ -15,7 +15,6 @@ pub mod energy;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-#[allow(unsafe_code)]
 pub mod os;
 pub mod output;
 pub mod perfdata;

@@ -19,7 +19,7 @@ use crate::counters::group::OpenOptions;
 use crate::counters::pmu;
 use crate::energy::{self, RaplSource};
 use crate::error::{Error, Result};
-use crate::os::{fdio, launcher};
+use crate::os::{launcher, sys};
 use crate::output::stat::{csv::Csv, json::Json, table::Table};
 use crate::output::{Sink, StatExporter};
 use crate::sysroot::Sysroot;
@@ -291,7 +291,7 @@ impl StatArgs {
             t.summary = self.more.summary;
             // perf groups digits by default, after the locale (none in C/POSIX).
             let grouping = (!self.more.no_big_num)
-                .then(fdio::numeric_grouping)
+                .then(sys::numeric_grouping)
                 .flatten();
             Box::new(t.grouped(grouping))
         };

@@ -14,10 +14,7 @@ use std::path::{Path, PathBuf};
 /// True when this process gained privilege at exec (file capabilities, setuid, setgid) or its
 /// real and effective ids differ.
 pub fn elevated() -> bool {
-    // SAFETY: getauxval reads the process's auxiliary vector; it has no preconditions and
-    // returns 0 for an absent entry.
-    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
-    secure
+    super::sys::at_secure()
         || nix::unistd::getuid() != nix::unistd::geteuid()
         || nix::unistd::getgid() != nix::unistd::getegid()
 }

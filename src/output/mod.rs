@@ -63,7 +63,7 @@ impl Sink {
 
     /// `--log-fd N`: an inherited descriptor (duplicated, so closing ours leaves the caller's).
     pub fn fd(n: i32) -> Result<Sink> {
-        let fd = crate::os::fdio::dup_inherited(n).map_err(|e| {
+        let fd = crate::os::sys::dup_inherited(n).map_err(|e| {
             Error::Usage(format!(
                 "--log-fd {n}: descriptor {n} is not open ({e}); open it in the shell, e.g. `3>log`"
             ))

@@ -18,7 +18,7 @@ use crate::counters::group::{describe_attr, RawCount, Session, Target};
 use crate::energy::EnergySession;
 use crate::error::{Error, Result};
 use crate::os::launcher::{ChildTimes, GatedChild, SignalWatch, Ticker};
-use crate::os::{fdio, sys};
+use crate::os::sys;
 
 const WAKE_SIGNAL: u64 = 0;
 const WAKE_CHILD: u64 = 1;
@@ -80,7 +80,7 @@ struct Control {
 impl Control {
     fn open(c: &ControlFds) -> Result<Control> {
         let dup = |fd: i32| {
-            fdio::dup_inherited(fd).map_err(|e| {
+            sys::dup_inherited(fd).map_err(|e| {
                 Error::Usage(format!(
                     "--control fd:{fd}: descriptor {fd} is not open ({e}); pass an open descriptor"
                 ))
