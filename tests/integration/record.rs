@@ -602,6 +602,12 @@ fn bad_input_gets_one_clear_line() {
         "power of two",
     );
     assert_one_line_error(&["record", "-o", o], 64, "nothing to record");
+    // Created, then the first write fails: an I/O error (74), as for `stat -o /dev/full`.
+    assert_one_line_error(
+        &["record", "-o", "/dev/full", "true"],
+        74,
+        "writing /dev/full",
+    );
     assert_one_line_error(
         &["record", "--call-graph", "lbr", "-o", o, "true"],
         64,

@@ -192,10 +192,8 @@ pub fn open_writer(
             .map_err(|e| Error::io("writing the pipe stream to standard output", e));
     }
     let file = create(&cfg.output)?;
-    Writer::new(file, attrs).map_err(|e| Error::CantCreate {
-        path: cfg.output.clone(),
-        source: e,
-    })
+    // The file exists: a failure now is a write error (a full disk, /dev/full), exit 74.
+    Writer::new(file, attrs).map_err(|e| Error::io(format!("writing {}", cfg.output.display()), e))
 }
 
 trait AsFdOwned {
