@@ -242,25 +242,18 @@ pub fn open(cfg: &Config) -> Result<Recording> {
     Recording::open(&cfg.input)
 }
 
-/// Streams every sample that passes the filters to `sink`, in time order. The sink returns
-/// false to stop early (a closed pipe).
-pub fn run(
-    cfg: &Config,
-    mut rec: Recording,
-    sink: &mut dyn FnMut(&Line<'_>) -> bool,
-) -> Result<Outcome> {
-    let meta = rec.meta().clone();
-    let build_ids: HashMap<String, String> = meta
-        .build_ids
-        .iter()
-        .map(|b| (b.path.clone(), b.build_id.clone()))
-        .collect();
-    let formats = meta
-        .tracing_data
-        .as_ref()
-        .and_then(|b| TraceFormats::parse(b))
-        .unwrap_or_default();
-    let mut printer = Printer::new(&formats);
+/// What the samples of each event show, after checking the recording has every field asked
+/// for.
+struct View {
+    events: Vec<EventView>,
+    sets: Vec<Set>,
+    /// Width of the event-name column (the longest name in the file).
+    event_width: usize,
+    /// Call chains are recorded and shown.
+    any_chain: bool,
+}
+
+fn view(cfg: &Config, rec: &Recording, meta: &Meta, formats: &TraceFormats) -> Result<View> {
     let events: Vec<EventView> = meta
         .events
         .iter()
@@ -307,21 +300,78 @@ pub fn run(
             )));
         }
     }
-    let mut syms = Symbols {
+    Ok(View {
+        events,
+        sets,
+        event_width,
+        any_chain,
+    })
+}
+
+/// The symbolizer and the aggregator (process maps, DWARF unwinding as `report` does it, at
+/// perf's default --max-stack) that turn samples into printed frames.
+fn decoders(
+    cfg: &Config,
+    rec: &mut Recording,
+    meta: &Meta,
+    any_chain: bool,
+) -> (Symbols, Aggregator) {
+    let build_ids: HashMap<String, String> = meta
+        .build_ids
+        .iter()
+        .map(|b| (b.path.clone(), b.build_id.clone()))
+        .collect();
+    let syms = Symbols {
         symz: Symbolizer::new(cfg.sysroot.clone(), build_ids),
         cache: Vec::new(),
         // Inline frames are printed in call chains only: no DWARF is read without them.
         inline: !cfg.no_inline && any_chain,
     };
     let mut agg = Aggregator::new(meta.events.len());
-    // DWARF recordings are unwound as `report` unwinds them (perf's default --max-stack).
     let max_stack = 127;
     rec.set_max_stack(max_stack);
     agg.set_max_stack(max_stack);
     agg.set_unwinder(crate::symbols::unwind::DwarfUnwinder::new(
-        crate::app::report::unwind::dso_source_at(&cfg.sysroot, &meta),
+        crate::app::report::unwind::dso_source_at(&cfg.sysroot, meta),
         max_stack,
     ));
+    (syms, agg)
+}
+
+/// The command name perf prints: a thread no COMM record named is named after its tid, and
+/// the idle task is `swapper`.
+fn shown_comm(name: &str, tid: i32) -> std::borrow::Cow<'_, str> {
+    if !name.starts_with(':') {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    std::borrow::Cow::Owned(if tid == 0 {
+        "swapper".to_string()
+    } else {
+        format!(":{tid}")
+    })
+}
+
+/// Streams every sample that passes the filters to `sink`, in time order. The sink returns
+/// false to stop early (a closed pipe).
+pub fn run(
+    cfg: &Config,
+    mut rec: Recording,
+    sink: &mut dyn FnMut(&Line<'_>) -> bool,
+) -> Result<Outcome> {
+    let meta = rec.meta().clone();
+    let formats = meta
+        .tracing_data
+        .as_ref()
+        .and_then(|b| TraceFormats::parse(b))
+        .unwrap_or_default();
+    let mut printer = Printer::new(&formats);
+    let View {
+        events,
+        sets,
+        event_width,
+        any_chain,
+    } = view(cfg, &rec, &meta, &formats)?;
+    let (mut syms, mut agg) = decoders(cfg, &mut rec, &meta, any_chain);
     let mut frames = Vec::new();
     let mut chain_ids: Vec<u32> = Vec::new();
     let mut trace_text = String::new();
@@ -382,23 +432,12 @@ pub fn run(
             None
         };
         let cache = &syms.cache;
-        let mut comm = agg.profile().comms[comm_id as usize].as_str();
-        let unnamed;
-        if comm.starts_with(':') {
-            // perf names a thread no COMM record named after its tid, and the idle task
-            // `swapper`.
-            unnamed = if s.tid == 0 {
-                "swapper".to_string()
-            } else {
-                format!(":{}", s.tid)
-            };
-            comm = &unnamed;
-        }
+        let comm = shown_comm(&agg.profile().comms[comm_id as usize], s.tid);
         let line = Line {
             fields: set,
             event: &ev.name,
             event_width,
-            comm,
+            comm: &comm,
             pid: s.pid,
             tid: s.tid,
             cpu: s.cpu.unwrap_or(0),
