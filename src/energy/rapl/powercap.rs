@@ -91,6 +91,55 @@ struct Zone {
     dir: String,
 }
 
+/// The zones named in `dirs` (zone directory names, each one `split_zone` accepts) that ruperf
+/// reads: top-level zones (packages, dies, psys) first,
+/// so that children (cores, uncore, dram) can find their package.
+fn zones_of(root: &Sysroot, dirs: &[String]) -> Vec<Zone> {
+    let read_name = |dir: &str| root.read_trimmed(format!("{CLASS}/{dir}/name")).ok();
+
+    // Top-level zones first, so children can find their package.
+    let mut zones: Vec<Zone> = Vec::new();
+    for dir in dirs {
+        let (tree, nums) = split_zone(dir).expect("filtered");
+        if nums.len() != 1 {
+            continue;
+        }
+        let Some((kind, package, die)) = read_name(dir).as_deref().and_then(parse_top_name) else {
+            continue;
+        };
+        zones.push(Zone {
+            tree_rank: u8::from(tree != "intel-rapl"),
+            kind,
+            package,
+            die,
+            dir: dir.clone(),
+        });
+    }
+    let mut children = Vec::new();
+    for dir in dirs {
+        let (tree, nums) = split_zone(dir).expect("filtered");
+        if nums.len() != 2 {
+            continue;
+        }
+        let parent = format!("{tree}:{}", nums[0]);
+        let Some(p) = zones.iter().find(|z| z.dir == parent) else {
+            continue;
+        };
+        let Some(kind) = read_name(dir).as_deref().and_then(parse_child_name) else {
+            continue;
+        };
+        children.push(Zone {
+            tree_rank: p.tree_rank,
+            kind,
+            package: p.package,
+            die: p.die,
+            dir: dir.clone(),
+        });
+    }
+    zones.extend(children);
+    zones
+}
+
 impl PowercapSource {
     /// Discovers and opens every intel-rapl zone under `root`. The error starts with
     /// `powercap:` and says what is missing.
@@ -112,49 +161,7 @@ impl PowercapSource {
             .filter(|n| split_zone(n).is_some())
             .collect();
         dirs.sort();
-        let read_name = |dir: &str| root.read_trimmed(format!("{CLASS}/{dir}/name")).ok();
-
-        // Top-level zones first, so children can find their package.
-        let mut zones: Vec<Zone> = Vec::new();
-        for dir in &dirs {
-            let (tree, nums) = split_zone(dir).expect("filtered");
-            if nums.len() != 1 {
-                continue;
-            }
-            let Some((kind, package, die)) = read_name(dir).as_deref().and_then(parse_top_name)
-            else {
-                continue;
-            };
-            zones.push(Zone {
-                tree_rank: u8::from(tree != "intel-rapl"),
-                kind,
-                package,
-                die,
-                dir: dir.clone(),
-            });
-        }
-        let mut children = Vec::new();
-        for dir in &dirs {
-            let (tree, nums) = split_zone(dir).expect("filtered");
-            if nums.len() != 2 {
-                continue;
-            }
-            let parent = format!("{tree}:{}", nums[0]);
-            let Some(p) = zones.iter().find(|z| z.dir == parent) else {
-                continue;
-            };
-            let Some(kind) = read_name(dir).as_deref().and_then(parse_child_name) else {
-                continue;
-            };
-            children.push(Zone {
-                tree_rank: p.tree_rank,
-                kind,
-                package: p.package,
-                die: p.die,
-                dir: dir.clone(),
-            });
-        }
-        zones.extend(children);
+        let mut zones = zones_of(root, &dirs);
         if zones.is_empty() {
             return Err(format!(
                 "powercap: {}/intel-rapl absent (load intel_rapl_msr: `modprobe intel_rapl_msr`)",
