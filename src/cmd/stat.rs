@@ -170,21 +170,7 @@ impl StatArgs {
             .transpose()?
             .unwrap_or_default();
         let cpus = if let Some(list) = &self.cpu {
-            let online = pmu::online_cpus(&g.sysroot);
-            let cpus = pmu::parse_cpu_list(list)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| Error::Usage(format!("-C '{list}': not a CPU list (e.g. 0-3,8)")))?;
-            if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
-                return Err(Error::Usage(format!(
-                    "-C '{list}': CPU {bad} is not online (online: {})",
-                    online
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                )));
-            }
-            Some(cpus)
+            Some(online_cpu_list(list, &g.sysroot)?)
         } else if self.all_cpus {
             Some(pmu::online_cpus(&g.sysroot))
         } else {
@@ -628,6 +614,25 @@ impl StatExporter for Quiet {
     fn finish(&mut self, _: &StatResult, _: &mut dyn std::io::Write) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// `-C LIST` as a list of online CPUs; a CPU that is not online is a usage error.
+fn online_cpu_list(list: &str, root: &crate::sysroot::Sysroot) -> Result<Vec<u32>> {
+    let online = pmu::online_cpus(root);
+    let cpus = pmu::parse_cpu_list(list)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::Usage(format!("-C '{list}': not a CPU list (e.g. 0-3,8)")))?;
+    if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
+        return Err(Error::Usage(format!(
+            "-C '{list}': CPU {bad} is not online (online: {})",
+            online
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )));
+    }
+    Ok(cpus)
 }
 
 /// Where and how stat results are written.
