@@ -733,100 +733,14 @@ pub fn run(
     }
     options::delayed_start(cfg, &s.sampler)?;
 
-    let mut exit: Option<ExitStatus> = None;
-    let mut targets_left = target_pidfds.len();
-    let mut stop = false;
-    let mut last_progress = Instant::now();
-    while !stop {
-        let mut ring_ready = Vec::new();
-        let signal_ready;
-        let mut child_ready = false;
-        let mut targets_ready: Vec<usize> = Vec::new();
-        {
-            let rings = s.sampler.poll_fds();
-            let mut fds: Vec<PollFd<'_>> = rings
-                .iter()
-                .map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN))
-                .collect();
-            fds.push(PollFd::new(signals.fd(), PollFlags::POLLIN));
-            if let Some(c) = child.as_ref() {
-                fds.push(PollFd::new(c.pidfd(), PollFlags::POLLIN));
-            }
-            let target_base = fds.len();
-            for fd in &target_pidfds {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-            }
-            match poll(&mut fds, PollTimeout::from(500u16)) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(Error::Os(format!("poll: {e}"))),
-            }
-            let ev = |i: usize| fds[i].revents().unwrap_or(PollFlags::empty());
-            for (i, (ring, _)) in rings.iter().enumerate() {
-                let r = ev(i);
-                if r.contains(PollFlags::POLLIN) {
-                    ring_ready.push(*ring);
-                }
-                if r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
-                    ring_ready.push(usize::MAX - ring);
-                }
-            }
-            signal_ready = !ev(rings.len()).is_empty();
-            if child.is_some() {
-                child_ready = !ev(rings.len() + 1).is_empty();
-            }
-            for (k, _) in target_pidfds.iter().enumerate() {
-                if !ev(target_base + k).is_empty() {
-                    targets_ready.push(k);
-                }
-            }
-        }
-        let hung: Vec<usize> = ring_ready
-            .iter()
-            .filter(|&&r| r > usize::MAX / 2)
-            .map(|&r| usize::MAX - r)
-            .collect();
-        for r in &hung {
-            s.sampler.mark_hung_up(*r);
-        }
-        if ring_ready.len() > hung.len() {
-            s.progress.wakeups += 1;
-        }
-        s.pass()?;
-
-        if signal_ready {
-            for sig in signals.drain() {
-                if let Some(c) = child.as_ref() {
-                    if sig.from_process {
-                        c.kill(sig.signo);
-                    }
-                }
-                stop = true;
-            }
-        }
-        if child_ready {
-            if let Some(c) = child.as_mut() {
-                exit = Some(c.wait()?.0);
-            }
-            stop = true;
-        }
-        if !targets_ready.is_empty() {
-            // A pidfd stays readable once its process has exited: stop polling it.
-            for k in targets_ready.into_iter().rev() {
-                target_pidfds.remove(k);
-                targets_left -= 1;
-            }
-            if targets_left == 0 && child.is_none() {
-                stop = true;
-            }
-        }
-        if matches!(attach, Attach::Tasks(_)) && child.is_none() && s.sampler.all_hung_up() {
-            stop = true;
-        }
-        if last_progress.elapsed() >= Duration::from_millis(100) || stop {
-            notify(Notice::Progress(s.progress));
-            last_progress = Instant::now();
-        }
-    }
+    let mut exit = record_loop(
+        &mut s,
+        &mut signals,
+        child.as_mut(),
+        target_pidfds,
+        &attach,
+        notify,
+    )?;
     s.sampler.disable();
     s.pass()?;
     if s.progress.lost > 0 {
@@ -864,6 +778,123 @@ pub fn run(
         exit,
         events: s.sampler.events().iter().map(|e| e.name.clone()).collect(),
     })
+}
+
+/// What one poll found ready.
+#[derive(Debug, Default)]
+struct Ready {
+    /// Rings with data.
+    rings: usize,
+    /// Rings whose events hung up (their task exited).
+    hung: Vec<usize>,
+    /// A signal is waiting on the signalfd.
+    signal: bool,
+    /// The launched command exited.
+    child: bool,
+    /// Indices of the attached processes (`-p`) that exited.
+    targets: Vec<usize>,
+}
+
+/// Waits (at most 500 ms) for data in a ring, a signal, the command's exit or an attached
+/// process's exit.
+fn wait_ready(
+    s: &Session<'_>,
+    signals: &SignalWatch,
+    child: Option<&GatedChild>,
+    target_pidfds: &[OwnedFd],
+) -> Result<Ready> {
+    let rings = s.sampler.poll_fds();
+    let mut fds: Vec<PollFd<'_>> = rings
+        .iter()
+        .map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    fds.push(PollFd::new(signals.fd(), PollFlags::POLLIN));
+    if let Some(c) = child {
+        fds.push(PollFd::new(c.pidfd(), PollFlags::POLLIN));
+    }
+    let target_base = fds.len();
+    for fd in target_pidfds {
+        fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+    }
+    match poll(&mut fds, PollTimeout::from(500u16)) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => return Err(Error::Os(format!("poll: {e}"))),
+    }
+    let ev = |i: usize| fds[i].revents().unwrap_or(PollFlags::empty());
+    let mut ready = Ready::default();
+    for (i, (ring, _)) in rings.iter().enumerate() {
+        let r = ev(i);
+        if r.contains(PollFlags::POLLIN) {
+            ready.rings += 1;
+        }
+        if r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
+            ready.hung.push(*ring);
+        }
+    }
+    ready.signal = !ev(rings.len()).is_empty();
+    ready.child = child.is_some() && !ev(rings.len() + 1).is_empty();
+    ready.targets = (0..target_pidfds.len())
+        .filter(|k| !ev(target_base + k).is_empty())
+        .collect();
+    Ok(ready)
+}
+
+/// Drains the rings into the file until the command exits, a signal arrives, or every
+/// attached process or thread is gone; returns the command's exit status when it was seen.
+fn record_loop(
+    s: &mut Session<'_>,
+    signals: &mut SignalWatch,
+    mut child: Option<&mut GatedChild>,
+    mut target_pidfds: Vec<OwnedFd>,
+    attach: &Attach,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<Option<ExitStatus>> {
+    let mut exit: Option<ExitStatus> = None;
+    let mut stop = false;
+    let mut last_progress = Instant::now();
+    while !stop {
+        let ready = wait_ready(s, signals, child.as_deref(), &target_pidfds)?;
+        for r in &ready.hung {
+            s.sampler.mark_hung_up(*r);
+        }
+        if ready.rings > 0 {
+            s.progress.wakeups += 1;
+        }
+        s.pass()?;
+        if ready.signal {
+            for sig in signals.drain() {
+                if let Some(c) = child.as_deref() {
+                    if sig.from_process {
+                        c.kill(sig.signo);
+                    }
+                }
+                stop = true;
+            }
+        }
+        if ready.child {
+            if let Some(c) = child.as_deref_mut() {
+                exit = Some(c.wait()?.0);
+            }
+            stop = true;
+        }
+        if !ready.targets.is_empty() {
+            // A pidfd stays readable once its process has exited: stop polling it.
+            for k in ready.targets.into_iter().rev() {
+                target_pidfds.remove(k);
+            }
+            if target_pidfds.is_empty() && child.is_none() {
+                stop = true;
+            }
+        }
+        if matches!(attach, Attach::Tasks(_)) && child.is_none() && s.sampler.all_hung_up() {
+            stop = true;
+        }
+        if last_progress.elapsed() >= Duration::from_millis(100) || stop {
+            notify(Notice::Progress(s.progress));
+            last_progress = Instant::now();
+        }
+    }
+    Ok(exit)
 }
 
 fn attach_len(a: &Attach) -> usize {
