@@ -507,116 +507,17 @@ pub fn run(
     root: &Sysroot,
     notify: &mut dyn FnMut(Notice),
 ) -> Result<RecordSummary> {
-    if cfg.mmap_pages == 0 || !cfg.mmap_pages.is_power_of_two() {
-        return Err(Error::Usage(format!(
-            "-m {}: the ring buffer size must be a power of two number of pages (e.g. 64, 128, 256)",
-            cfg.mmap_pages
-        )));
-    }
-    if cfg.target == Target::Command && cfg.command.is_empty() {
-        return Err(Error::Usage(
-            "nothing to record: give a command, -p PID, -t TID or -a (see `ruperf record --help`)"
-                .into(),
-        ));
-    }
-    let period = match cfg.period {
-        Period::Frequency(0) | Period::Count(0) => {
-            return Err(Error::Usage("-F and -c must be greater than zero".into()))
-        }
-        Period::Frequency(f) => {
-            let max: Option<u64> = root
-                .read_trimmed("/proc/sys/kernel/perf_event_max_sample_rate")
-                .ok()
-                .and_then(|s| s.parse().ok());
-            match max {
-                Some(max) if f > max => {
-                    notify(Notice::Note(format!(
-                        "-F {f} is above kernel.perf_event_max_sample_rate ({max}); sampling at {max} Hz \
-                         (raise the limit with `sysctl kernel.perf_event_max_sample_rate={f}`)"
-                    )));
-                    Period::Frequency(max)
-                }
-                _ => Period::Frequency(f),
-            }
-        }
-        p => p,
-    };
+    let period = checked_period(cfg, root, notify)?;
     let cfg = &RecordConfig {
         period,
         ..cfg.clone()
     };
 
-    // Targets that must exist before anything is opened.
-    let mut target_pidfds: Vec<OwnedFd> = Vec::new();
-    let attach_tasks: Option<Vec<i32>> = match &cfg.target {
-        Target::Pids(pids) => {
-            let mut tids = Vec::new();
-            for &pid in pids {
-                if pid <= 0 || !launcher::process_exists(pid) {
-                    return Err(Error::NoSuchProcess(pid));
-                }
-                tids.extend(synth::process_threads(root, pid));
-                if let Ok(fd) = sys::pidfd_open(pid) {
-                    target_pidfds.push(fd);
-                }
-            }
-            Some(tids)
-        }
-        Target::Tids(tids) => {
-            for &tid in tids {
-                if tid <= 0 || !root.path(format!("/proc/{tid}")).exists() {
-                    return Err(Error::NoSuchProcess(tid));
-                }
-            }
-            Some(tids.clone())
-        }
-        _ => None,
-    };
-    let online = online_cpus(root);
-    let cpus: Vec<u32> = match &cfg.target {
-        Target::SystemWide(Some(list)) => {
-            let bad: Vec<String> = list
-                .iter()
-                .filter(|c| !online.contains(c))
-                .map(u32::to_string)
-                .collect();
-            if !bad.is_empty() {
-                return Err(Error::Usage(format!(
-                    "-C: CPU {} not online (online: {})",
-                    bad.join(","),
-                    root.read_trimmed("/sys/devices/system/cpu/online")
-                        .unwrap_or_default()
-                )));
-            }
-            list.clone()
-        }
-        _ => online.clone(),
-    };
+    let (attach_tasks, target_pidfds) = resolve_targets(cfg, root)?;
+    let cpus = target_cpus(cfg, root)?;
 
-    // Kernel samples need a kernel map; without privilege or with hidden addresses, record
-    // user space only.
     let mut events = cfg.events.clone();
-    let privileged = crate::counters::has_perf_capability();
-    let paranoid = crate::counters::paranoid(root).unwrap_or(2);
-    let kernel_text = if !privileged && paranoid >= 2 {
-        None
-    } else {
-        synth::kernel_text_address(root)
-    };
-    let wants_kernel = events.iter().any(|e| e.attr.exclude_kernel() == 0);
-    if kernel_text.is_none() && wants_kernel {
-        for e in &mut events {
-            e.attr.set_exclude_kernel(1);
-            e.attr.set_exclude_hv(1);
-        }
-        if privileged || paranoid < 2 {
-            notify(Notice::Note(
-                "kernel addresses are hidden (kernel.kptr_restrict): recording user space only"
-                    .into(),
-            ));
-        }
-    }
-    let kernel_text = kernel_text.filter(|_| events.iter().any(|e| e.attr.exclude_kernel() == 0));
+    let kernel_text = kernel_choice(&mut events, root, notify);
 
     let mut signals = SignalWatch::new()?;
     let mut child = if cfg.command.is_empty() {
@@ -632,41 +533,10 @@ pub fn run(
     let page = ring::page_size();
     configure(cfg, &mut events, cfg.mmap_pages * page);
     crate::counters::ensure_fd_limit((events.len() * cpus.len() * attach_len(&attach)) as u64);
-    // As perf: a `cycles` event the machine cannot count falls back to cpu-clock, keeping
-    // its modifiers, and says so.
-    let sampler = loop {
-        match Sampler::open(&events, &cpus, &attach, cfg.mmap_pages) {
-            Ok(s) => break s,
-            Err(e) if is_not_supported(&e) && options::is_cycles(&events, e.event) => {
-                let old = events[e.event].name.clone();
-                options::to_cpu_clock(&mut events[e.event]);
-                notify(Notice::Note(format!(
-                    "{old} is not supported on this machine (errno {}); sampling {} instead",
-                    e.err.raw_os_error().unwrap_or(0),
-                    events[e.event].name
-                )));
-            }
-            Err(e) => return Err(open_error(&events, &e, root, cfg.mmap_pages)),
-        }
-    };
-
+    let sampler = open_sampler(cfg, &mut events, &cpus, &attach, root, notify)?;
     options::set_filters(&cfg.extra, &sampler)?;
     let opened = sampler.events();
-    let file_attrs: Vec<FileAttr> = opened
-        .iter()
-        .map(|e| FileAttr {
-            attr: sys::attr_file_bytes(&e.attr),
-            ids: e.ids.clone(),
-        })
-        .collect();
-    let trailer = IdTrailer {
-        sample_type: sample_type(cfg.callchain),
-        id: opened
-            .first()
-            .and_then(|e| e.ids.first())
-            .copied()
-            .unwrap_or(0),
-    };
+    let (file_attrs, trailer) = file_layout(cfg, opened);
     let writer = options::open_writer(cfg, root, &file_attrs, opened, create_output)?;
     let mut s = Session {
         sampler,
@@ -681,41 +551,7 @@ pub fn run(
         output: &cfg.output,
     };
 
-    // What was running before recording started (with data maps in dwarf mode, as perf).
-    let dwarf = cfg.dwarf_stack.is_some();
-    s.buf.clear();
-    if let Some(text) = kernel_text {
-        synth::kernel_mmap(&mut s.buf, &trailer, text);
-        for m in synth::kernel_modules(root) {
-            synth::module_mmap(&mut s.buf, &trailer, &m);
-        }
-    }
-    match &cfg.target {
-        Target::Pids(pids) => {
-            for &pid in pids {
-                synth::synthesize_process_with(&mut s.buf, root, &trailer, pid, dwarf);
-            }
-        }
-        Target::Tids(tids) => {
-            for &tid in tids {
-                let tgid = tgid_of(root, tid).unwrap_or(tid);
-                synth::synthesize_process_with(&mut s.buf, root, &trailer, tgid, dwarf);
-            }
-        }
-        Target::SystemWide(_) => {
-            for pid in synth::all_processes(root) {
-                synth::synthesize_process_with(&mut s.buf, root, &trailer, pid, dwarf);
-            }
-        }
-        Target::Command => {}
-    }
-    if !s.buf.is_empty() {
-        synth::finished_round(&mut s.buf);
-        s.write_buf()?;
-        let buf = std::mem::take(&mut s.buf);
-        s.tally.scan(&buf);
-        s.buf = buf;
-    }
+    write_initial_state(&mut s, cfg, root, &trailer, kernel_text)?;
 
     let tracker = cfg
         .energy
@@ -778,6 +614,232 @@ pub fn run(
         exit,
         events: s.sampler.events().iter().map(|e| e.name.clone()).collect(),
     })
+}
+
+/// Checks the ring size and the target, and caps `-F` at kernel.perf_event_max_sample_rate
+/// (saying so), as perf does.
+fn checked_period(
+    cfg: &RecordConfig,
+    root: &Sysroot,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<Period> {
+    if cfg.mmap_pages == 0 || !cfg.mmap_pages.is_power_of_two() {
+        return Err(Error::Usage(format!(
+            "-m {}: the ring buffer size must be a power of two number of pages (e.g. 64, 128, 256)",
+            cfg.mmap_pages
+        )));
+    }
+    if cfg.target == Target::Command && cfg.command.is_empty() {
+        return Err(Error::Usage(
+            "nothing to record: give a command, -p PID, -t TID or -a (see `ruperf record --help`)"
+                .into(),
+        ));
+    }
+    Ok(match cfg.period {
+        Period::Frequency(0) | Period::Count(0) => {
+            return Err(Error::Usage("-F and -c must be greater than zero".into()))
+        }
+        Period::Frequency(f) => {
+            let max: Option<u64> = root
+                .read_trimmed("/proc/sys/kernel/perf_event_max_sample_rate")
+                .ok()
+                .and_then(|s| s.parse().ok());
+            match max {
+                Some(max) if f > max => {
+                    notify(Notice::Note(format!(
+                        "-F {f} is above kernel.perf_event_max_sample_rate ({max}); sampling at {max} Hz \
+                         (raise the limit with `sysctl kernel.perf_event_max_sample_rate={f}`)"
+                    )));
+                    Period::Frequency(max)
+                }
+                _ => Period::Frequency(f),
+            }
+        }
+        p => p,
+    })
+}
+
+/// The tasks of `-p` (every thread) and `-t`, which must exist before anything is opened, and
+/// a pidfd per `-p` process (its exit ends the recording).
+fn resolve_targets(cfg: &RecordConfig, root: &Sysroot) -> Result<(Option<Vec<i32>>, Vec<OwnedFd>)> {
+    let mut target_pidfds: Vec<OwnedFd> = Vec::new();
+    let attach_tasks: Option<Vec<i32>> = match &cfg.target {
+        Target::Pids(pids) => {
+            let mut tids = Vec::new();
+            for &pid in pids {
+                if pid <= 0 || !launcher::process_exists(pid) {
+                    return Err(Error::NoSuchProcess(pid));
+                }
+                tids.extend(synth::process_threads(root, pid));
+                if let Ok(fd) = sys::pidfd_open(pid) {
+                    target_pidfds.push(fd);
+                }
+            }
+            Some(tids)
+        }
+        Target::Tids(tids) => {
+            for &tid in tids {
+                if tid <= 0 || !root.path(format!("/proc/{tid}")).exists() {
+                    return Err(Error::NoSuchProcess(tid));
+                }
+            }
+            Some(tids.clone())
+        }
+        _ => None,
+    };
+    Ok((attach_tasks, target_pidfds))
+}
+
+/// The CPUs to open on: `-C LIST` (each online), else every online CPU.
+fn target_cpus(cfg: &RecordConfig, root: &Sysroot) -> Result<Vec<u32>> {
+    let online = online_cpus(root);
+    Ok(match &cfg.target {
+        Target::SystemWide(Some(list)) => {
+            let bad: Vec<String> = list
+                .iter()
+                .filter(|c| !online.contains(c))
+                .map(u32::to_string)
+                .collect();
+            if !bad.is_empty() {
+                return Err(Error::Usage(format!(
+                    "-C: CPU {} not online (online: {})",
+                    bad.join(","),
+                    root.read_trimmed("/sys/devices/system/cpu/online")
+                        .unwrap_or_default()
+                )));
+            }
+            list.clone()
+        }
+        _ => online.clone(),
+    })
+}
+
+/// Kernel samples need a kernel map; without privilege or with hidden addresses, the events
+/// record user space only (said when the user could have expected more). Returns the kernel
+/// text address when kernel samples are recorded.
+fn kernel_choice(
+    events: &mut [SampleEvent],
+    root: &Sysroot,
+    notify: &mut dyn FnMut(Notice),
+) -> Option<u64> {
+    let privileged = crate::counters::has_perf_capability();
+    let paranoid = crate::counters::paranoid(root).unwrap_or(2);
+    let kernel_text = if !privileged && paranoid >= 2 {
+        None
+    } else {
+        synth::kernel_text_address(root)
+    };
+    let wants_kernel = events.iter().any(|e| e.attr.exclude_kernel() == 0);
+    if kernel_text.is_none() && wants_kernel {
+        for e in events.iter_mut() {
+            e.attr.set_exclude_kernel(1);
+            e.attr.set_exclude_hv(1);
+        }
+        if privileged || paranoid < 2 {
+            notify(Notice::Note(
+                "kernel addresses are hidden (kernel.kptr_restrict): recording user space only"
+                    .into(),
+            ));
+        }
+    }
+    kernel_text.filter(|_| events.iter().any(|e| e.attr.exclude_kernel() == 0))
+}
+
+/// Opens the sampler. As perf, a `cycles` event the machine cannot count falls back to
+/// cpu-clock, keeping its modifiers, and says so.
+fn open_sampler(
+    cfg: &RecordConfig,
+    events: &mut [SampleEvent],
+    cpus: &[u32],
+    attach: &Attach,
+    root: &Sysroot,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<Sampler> {
+    loop {
+        match Sampler::open(events, cpus, attach, cfg.mmap_pages) {
+            Ok(s) => return Ok(s),
+            Err(e) if is_not_supported(&e) && options::is_cycles(events, e.event) => {
+                let old = events[e.event].name.clone();
+                options::to_cpu_clock(&mut events[e.event]);
+                notify(Notice::Note(format!(
+                    "{old} is not supported on this machine (errno {}); sampling {} instead",
+                    e.err.raw_os_error().unwrap_or(0),
+                    events[e.event].name
+                )));
+            }
+            Err(e) => return Err(open_error(events, &e, root, cfg.mmap_pages)),
+        }
+    }
+}
+
+/// The attributes as the file stores them, and the sample_id trailer of the records ruperf
+/// writes itself (those of the first event).
+fn file_layout(
+    cfg: &RecordConfig,
+    opened: &[crate::counters::sampler::OpenedEvent],
+) -> (Vec<FileAttr>, IdTrailer) {
+    let file_attrs = opened
+        .iter()
+        .map(|e| FileAttr {
+            attr: sys::attr_file_bytes(&e.attr),
+            ids: e.ids.clone(),
+        })
+        .collect();
+    let trailer = IdTrailer {
+        sample_type: sample_type(cfg.callchain),
+        id: opened
+            .first()
+            .and_then(|e| e.ids.first())
+            .copied()
+            .unwrap_or(0),
+    };
+    (file_attrs, trailer)
+}
+
+/// Writes what was running before recording started: the kernel and its modules, and the
+/// processes of `-p`, `-t` or `-a` from /proc (with their data maps in dwarf mode, as perf).
+fn write_initial_state(
+    s: &mut Session<'_>,
+    cfg: &RecordConfig,
+    root: &Sysroot,
+    trailer: &IdTrailer,
+    kernel_text: Option<u64>,
+) -> Result<()> {
+    let dwarf = cfg.dwarf_stack.is_some();
+    s.buf.clear();
+    if let Some(text) = kernel_text {
+        synth::kernel_mmap(&mut s.buf, trailer, text);
+        for m in synth::kernel_modules(root) {
+            synth::module_mmap(&mut s.buf, trailer, &m);
+        }
+    }
+    match &cfg.target {
+        Target::Pids(pids) => {
+            for &pid in pids {
+                synth::synthesize_process_with(&mut s.buf, root, trailer, pid, dwarf);
+            }
+        }
+        Target::Tids(tids) => {
+            for &tid in tids {
+                let tgid = tgid_of(root, tid).unwrap_or(tid);
+                synth::synthesize_process_with(&mut s.buf, root, trailer, tgid, dwarf);
+            }
+        }
+        Target::SystemWide(_) => {
+            for pid in synth::all_processes(root) {
+                synth::synthesize_process_with(&mut s.buf, root, trailer, pid, dwarf);
+            }
+        }
+        Target::Command => {}
+    }
+    if !s.buf.is_empty() {
+        synth::finished_round(&mut s.buf);
+        s.write_buf()?;
+        let buf = std::mem::take(&mut s.buf);
+        s.tally.scan(&buf);
+        s.buf = buf;
+    }
+    Ok(())
 }
 
 /// What one poll found ready.
