@@ -585,7 +585,7 @@ pub fn run(
         synth::lost_samples(&mut s.buf, &trailer, s.progress.lost);
         s.write_buf()?;
     }
-    let energy_trace = tracker.map(energy::EnergyTracker::finish).transpose()?;
+    let energy_trace = tracker.and_then(|t| finish_energy(t, notify));
     // A command still running after Ctrl-C (it ignored the signal) is asked to stop.
     if let Some(c) = child.as_mut() {
         if exit.is_none() {
@@ -794,6 +794,23 @@ fn file_layout(
             .unwrap_or(0),
     };
     (file_attrs, trailer)
+}
+
+/// The energy readings of `record --energy`. A reader that failed mid-run costs the
+/// readings, not the recording: the samples are written without them, with a warning.
+fn finish_energy(
+    tracker: energy::EnergyTracker,
+    notify: &mut dyn FnMut(Notice),
+) -> Option<crate::perfdata::energy::EnergyTrace> {
+    match tracker.finish() {
+        Ok(trace) => Some(trace),
+        Err(e) => {
+            notify(Notice::Note(format!(
+                "warning: energy readings lost ({e}); the samples are written without them"
+            )));
+            None
+        }
+    }
 }
 
 /// Writes what was running before recording started: the kernel and its modules, and the
