@@ -26,7 +26,7 @@ cpu_of() { # CMD... -> user+sys seconds of one run
     }
     awk '{print $1 + $2}' "$work/time.txt"
 }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+. "$(dirname "$0")/support/timing.sh"
 
 bare=() served=() scrapes=()
 for _ in $(seq "$rounds"); do

@@ -10,6 +10,7 @@ set -euo pipefail
 runs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${TMPDIR:-/tmp}/ruperf-report-bench
+. "$(dirname "$0")/support/timing.sh"
 mkdir -p "$work"
 cd "$root"
 
@@ -24,16 +25,6 @@ if [[ ! -s $large ]]; then
 fi
 samples=$("$ruperf" report --json -g none -i "$large" 2>/dev/null |
     awk -F': ' '/"samples"/{gsub(",", "", $2); print $2; exit}')
-
-measure() { # CMD... -> "wall_seconds max_rss_kib"
-    /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt" || {
-        echo "failed: $*" >&2
-        cat "$work/stderr.txt" >&2
-        exit 1
-    }
-    cat "$work/time.txt"
-}
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 out="$work/large.pb.gz"
 "$ruperf" report --format pprof -o "$out" -i "$large" >/dev/null 2>&1 # warm the caches

@@ -17,6 +17,7 @@ set -euo pipefail
 runs=${1:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${TMPDIR:-/tmp}/ruperf-dwarf-bench
+. "$(dirname "$0")/support/timing.sh"
 mkdir -p "$work"
 cd "$root"
 
@@ -28,14 +29,6 @@ cc -O2 -fomit-frame-pointer -g -o "$prog" tests/workloads/dwarf_c.c
 
 median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.4f", m}'; }
 # measure CMD... -> "wall_seconds max_rss_kib" of one run, output discarded
-measure() {
-    /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt" || {
-        echo "failed: $*" >&2
-        cat "$work/stderr.txt" >&2
-        exit 1
-    }
-    cat "$work/time.txt"
-}
 now() { echo "${EPOCHREALTIME/,/.}"; }
 wall() {
     local t0 t1

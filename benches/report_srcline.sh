@@ -13,6 +13,7 @@ set -euo pipefail
 runs=${1:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${TMPDIR:-/tmp}/ruperf-srcline-bench
+. "$(dirname "$0")/support/timing.sh"
 mkdir -p "$work"
 cd "$root"
 
@@ -33,8 +34,6 @@ measure() { # CMD... -> "wall_seconds max_rss_kib"
     }
     cat "$work/time.txt"
 }
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 bench() { # name args...
     local name=$1

@@ -14,6 +14,7 @@ set -euo pipefail
 runs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${TMPDIR:-/tmp}/ruperf-script-bench
+. "$(dirname "$0")/support/timing.sh"
 mkdir -p "$work"
 cd "$root"
 
@@ -33,18 +34,6 @@ if [[ ! -s $tracepoints ]]; then
 fi
 
 count() { perf script -F ip -G -i "$1" 2>/dev/null | wc -l; }
-
-# measure CMD... -> prints "wall_seconds max_rss_kib" for one run
-measure() {
-    /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt" || {
-        echo "failed: $*" >&2
-        cat "$work/stderr.txt" >&2
-        exit 1
-    }
-    cat "$work/time.txt"
-}
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 bench() { # name file args...
     local name=$1 file=$2
